@@ -1,0 +1,225 @@
+"""Attach a network namespace to the bridge network, and detach it again.
+
+What teardown needs (the exact conflist, port mappings, netns path and the ADD
+result, which the firewall plugin requires on DEL) is kept in a small JSON file
+``<state_dir>/<container_id>.json``, so teardown works after our process
+restarted. The file is written *before* ADD, so a crash half-way through ADD
+can still be undone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bridge import BridgeConfig, build_conflist
+from .cni import CNIDNS, CNIResult, CNIRuntime, parse_result, validate_container_id
+from .errors import NetError
+from .netns import netns_exists
+from .ports import PortMapping, check_unique, runtime_config
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """Where a container ended up on the network."""
+
+    container_id: str
+    netns_path: str
+    network_name: str
+    interface: str  # inside the namespace, e.g. "eth0"
+    ip: str  # the container's address, e.g. "172.26.96.2"
+    prefix_len: int
+    gateway: str
+    mac: str = ""
+    ports: tuple[PortMapping, ...] = ()
+    dns: CNIDNS = field(default_factory=CNIDNS)
+
+
+def _state_path(state_dir: Path, container_id: str) -> Path:
+    validate_container_id(container_id)
+    return Path(state_dir) / f"{container_id}.json"
+
+
+def _write_state(path: Path, state: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise NetError(f"network state {str(path)!r} is unreadable: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise NetError(f"network state {str(path)!r} has an unknown format")
+    return data
+
+
+def _attachment(
+    container_id: str,
+    netns_path: str,
+    network_name: str,
+    ifname: str,
+    result: CNIResult,
+    ports: Iterable[PortMapping],
+) -> NetworkAttachment:
+    ips = result.ips_for(ifname) or list(result.ips)
+    if not ips:
+        raise NetError(f"CNI result for {container_id!r} has no IP address")
+    first = ips[0]
+    mac = next(
+        (i.mac for i in result.interfaces if i.name == ifname and i.sandbox), ""
+    )
+    return NetworkAttachment(
+        container_id=container_id,
+        netns_path=netns_path,
+        network_name=network_name,
+        interface=ifname,
+        ip=str(first.address.ip),
+        prefix_len=first.address.network.prefixlen,
+        gateway=str(first.gateway) if first.gateway else "",
+        mac=mac,
+        ports=tuple(ports),
+        dns=result.dns,
+    )
+
+
+def setup_network(
+    container_id: str,
+    netns_path: str | os.PathLike[str],
+    *,
+    ports: Iterable[PortMapping] = (),
+    config: BridgeConfig | None = None,
+    ifname: str = "eth0",
+) -> NetworkAttachment:
+    """Attach the namespace at ``netns_path`` to the bridge network.
+
+    ``container_id`` names the attachment (CNI_CONTAINERID, IPAM reservation,
+    iptables comments, state file); use the containerd container ID. On any
+    failure everything done so far is undone before the error is raised.
+    Raises ValueError for bad arguments, NetError/CNIError otherwise.
+    """
+    config = config or BridgeConfig()
+    validate_container_id(container_id)
+    ports = tuple(check_unique(ports))
+    path = str(netns_path)
+    if not os.path.isabs(path):
+        raise ValueError(f"netns_path: must be absolute: {path!r}")
+    if not netns_exists(path):
+        raise NetError(f"netns_path: no network namespace at {path!r}")
+    state_file = _state_path(config.state_dir, container_id)
+    old = _read_state(state_file)
+    if old is not None:
+        if old.get("result") is not None:
+            raise NetError(
+                f"container {container_id!r} is already attached to "
+                f"{old.get('network_name')!r}; tear it down first"
+            )
+        teardown_network(container_id, config=config)  # a crash left a half ADD
+    conflist = build_conflist(config)
+    rc = runtime_config(ports)
+    state: dict[str, Any] = {
+        "version": STATE_VERSION,
+        "container_id": container_id,
+        "netns_path": path,
+        "ifname": ifname,
+        "network_name": config.network_name,
+        "plugin_dirs": [str(d) for d in config.plugin_dirs],
+        "conflist": conflist,
+        "runtime_config": rc,
+        "result": None,
+    }
+    _write_state(state_file, state)
+    runtime = CNIRuntime(plugin_dirs=tuple(config.plugin_dirs), timeout=config.timeout)
+    try:
+        result = runtime.add(
+            conflist, container_id=container_id, netns=path, ifname=ifname, runtime_config=rc
+        )
+        attachment = _attachment(container_id, path, config.network_name, ifname, result, ports)
+        state["result"] = dict(result.raw)
+        _write_state(state_file, state)
+    except BaseException:
+        try:
+            teardown_network(container_id, config=config)
+        except Exception:  # keep the state file for a later retry; raise the cause
+            pass
+        raise
+    return attachment
+
+
+def load_attachment(
+    container_id: str, *, config: BridgeConfig | None = None
+) -> NetworkAttachment | None:
+    """The attachment recorded for ``container_id`` (None if not attached)."""
+    config = config or BridgeConfig()
+    state = _read_state(_state_path(config.state_dir, container_id))
+    if state is None or state.get("result") is None:
+        return None
+    ports = tuple(
+        PortMapping.from_cni(p) for p in state["runtime_config"].get("portMappings", [])
+    )
+    return _attachment(
+        container_id,
+        state["netns_path"],
+        state["network_name"],
+        state["ifname"],
+        parse_result(state["result"]),
+        ports,
+    )
+
+
+def teardown_network(
+    container_id: str,
+    *,
+    config: BridgeConfig | None = None,
+    netns_path: str | os.PathLike[str] | None = None,
+) -> bool:
+    """Detach ``container_id``; idempotent. Returns False if nothing was recorded.
+
+    Uses the recorded state (conflist, ports, ADD result), so it works after a
+    restart and after the namespace was deleted. Without state, nothing is
+    known to undo and False is returned. Works whether or not the namespace
+    still exists; the namespace itself is left to its owner. On a plugin error
+    the state is kept (so a retry can finish) and CNIError is raised.
+    """
+    config = config or BridgeConfig()
+    state_file = _state_path(config.state_dir, container_id)
+    state = _read_state(state_file)
+    if state is None:
+        return False
+    path = str(netns_path) if netns_path is not None else str(state["netns_path"])
+    runtime = CNIRuntime(
+        plugin_dirs=tuple(Path(d) for d in state.get("plugin_dirs") or config.plugin_dirs),
+        timeout=config.timeout,
+    )
+    runtime.delete(
+        state["conflist"],
+        container_id=container_id,
+        # An empty CNI_NETNS tells plugins the namespace is gone: they release
+        # IPAM and host-side rules and skip the in-namespace parts.
+        netns=path if netns_exists(path) else "",
+        ifname=state["ifname"],
+        runtime_config=state["runtime_config"],
+        prev_result=state["result"],
+    )
+    state_file.unlink(missing_ok=True)
+    return True
