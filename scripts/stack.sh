@@ -85,10 +85,12 @@ public_serves() { [[ $(http_code "$PUBLIC_ADDR") == 200 ]]; }
 private_serves() { [[ $(http_code "$PRIVATE_ADDR") == 401 ]]; }
 
 wait_for() {
-    local what=$1 probe=$2 name=$3 prog=$4 i
+    local what=$1 probe=$2 name=$3 i
     for ((i = 0; i < WAIT_TENTHS; i++)); do
         $probe && return 0
-        if ! live_pid "$name" "$prog" >/dev/null; then
+        # kill -0, not live_pid: right after the fork the child may not have
+        # exec'd the daemon yet, so its exe is still setsid.
+        if ! kill -0 "$(<"$RUN/$name.pid")" 2>/dev/null; then
             tail -n 20 "$LOG/$name.log" >&2 || true
             die "$what exited during startup (log: $LOG/$name.log)"
         fi
@@ -132,7 +134,7 @@ EOF
 containerd_up() {
     local pid
     if pid=$(live_pid containerd containerd); then
-        ctr_serves || wait_for containerd ctr_serves containerd containerd
+        ctr_serves || wait_for containerd ctr_serves containerd
         log "containerd already running (pid $pid)"
         return
     fi
@@ -143,7 +145,7 @@ containerd_up() {
     rm -f "$CTR_SOCK" "$CTR_SOCK.ttrpc" "$RUN/containerd-debug.sock"
     write_containerd_config
     start_detached containerd containerd --config "$RUN/containerd.toml"
-    wait_for containerd ctr_serves containerd containerd
+    wait_for containerd ctr_serves containerd
     log "containerd serving at $CTR_SOCK (pid $(<"$RUN/containerd.pid"))"
 }
 
@@ -196,7 +198,7 @@ EOF
 registry_up() {
     local name=$1 addr=$2 auth=$3 probe=$4 pid
     if pid=$(live_pid "$name" docker-registry); then
-        $probe || wait_for "$name" "$probe" "$name" docker-registry
+        $probe || wait_for "$name" "$probe" "$name"
         log "$name already running (pid $pid) on $addr"
         return
     fi
@@ -204,7 +206,7 @@ registry_up() {
     mkdir -p "$LIB/$name"
     write_registry_config "$name" "$addr" "$auth"
     start_detached "$name" docker-registry serve "$RUN/$name.yml"
-    wait_for "$name" "$probe" "$name" docker-registry
+    wait_for "$name" "$probe" "$name"
     log "$name serving on $addr (pid $(<"$RUN/$name.pid"))"
 }
 
