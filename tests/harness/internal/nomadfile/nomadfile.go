@@ -1,0 +1,297 @@
+// Package nomadfile reads just enough of Nomad job files and agent config files
+// for the harness: the task's driver, config block, env, user, kill settings and
+// resources; the agent's plugin_dir, data_dir and plugin blocks.
+package nomadfile
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Task is one task of a job file with the fields the harness uses.
+type Task struct {
+	JobID       string
+	JobName     string
+	Namespace   string
+	Datacenter  string
+	Region      string
+	Group       string
+	Name        string
+	Driver      string
+	User        string
+	KillSignal  string
+	KillTimeout time.Duration
+	CPU         int64 // MHz
+	MemoryMB    int64
+	MemoryMaxMB int64
+	// Env holds unevaluated env attributes; values may reference NOMAD_* variables.
+	Env    map[string]hcl.Expression
+	Meta   map[string]string
+	Config *hclsyntax.Body // nil when the task has no config block
+}
+
+// Nomad's defaults for a task that leaves these out.
+const (
+	DefaultCPU         = 100
+	DefaultMemoryMB    = 300
+	DefaultKillTimeout = 5 * time.Second
+)
+
+func parse(path string) (*hclsyntax.Body, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, diags := hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("%s", diags.Error())
+	}
+	return f.Body.(*hclsyntax.Body), nil
+}
+
+func blocks(b *hclsyntax.Body, typ string) []*hclsyntax.Block {
+	var out []*hclsyntax.Block
+	for _, blk := range b.Blocks {
+		if blk.Type == typ {
+			out = append(out, blk)
+		}
+	}
+	return out
+}
+
+// constant evaluates an attribute that must not reference variables.
+func constant(b *hclsyntax.Body, name string, ty cty.Type) (cty.Value, bool, error) {
+	a, ok := b.Attributes[name]
+	if !ok {
+		return cty.NullVal(ty), false, nil
+	}
+	v, diags := a.Expr.Value(nil)
+	if diags.HasErrors() {
+		return cty.NilVal, false, fmt.Errorf("%s", diags.Error())
+	}
+	v, err := convert.Convert(v, ty)
+	if err != nil {
+		return cty.NilVal, false, fmt.Errorf("%s: attribute %q: %v", a.SrcRange, name, err)
+	}
+	if v.IsNull() {
+		return v, false, nil
+	}
+	return v, true, nil
+}
+
+func str(b *hclsyntax.Body, name, def string) (string, error) {
+	v, ok, err := constant(b, name, cty.String)
+	if err != nil || !ok {
+		return def, err
+	}
+	return v.AsString(), nil
+}
+
+func num(b *hclsyntax.Body, name string, def int64) (int64, error) {
+	v, ok, err := constant(b, name, cty.Number)
+	if err != nil || !ok {
+		return def, err
+	}
+	n, acc := v.AsBigFloat().Int64()
+	if acc != 0 {
+		return 0, fmt.Errorf("attribute %q: %s is not a whole number", name, v.AsBigFloat().String())
+	}
+	return n, nil
+}
+
+func strMap(b *hclsyntax.Body) (map[string]string, error) {
+	out := map[string]string{}
+	for name := range b.Attributes {
+		s, err := str(b, name, "")
+		if err != nil {
+			return nil, err
+		}
+		out[name] = s
+	}
+	return out, nil
+}
+
+// ParseJob finds task taskName in the job file at path.
+func ParseJob(path, taskName string) (*Task, error) {
+	root, err := parse(path)
+	if err != nil {
+		return nil, err
+	}
+	jobs := blocks(root, "job")
+	if len(jobs) != 1 || len(jobs[0].Labels) != 1 {
+		return nil, fmt.Errorf("%s: want exactly one job \"<id>\" block", path)
+	}
+	job := jobs[0]
+	t := &Task{JobID: job.Labels[0], Namespace: "default", Region: "global", Datacenter: "dc1", Meta: map[string]string{}}
+	if t.JobName, err = str(job.Body, "name", t.JobID); err != nil {
+		return nil, err
+	}
+	if t.Namespace, err = str(job.Body, "namespace", t.Namespace); err != nil {
+		return nil, err
+	}
+	if t.Region, err = str(job.Body, "region", t.Region); err != nil {
+		return nil, err
+	}
+	if v, ok, err := constant(job.Body, "datacenters", cty.List(cty.String)); err != nil {
+		return nil, err
+	} else if ok && v.LengthInt() > 0 {
+		t.Datacenter = v.Index(cty.NumberIntVal(0)).AsString()
+	}
+	// meta merges job < group < task, as Nomad does.
+	addMeta := func(b *hclsyntax.Body) error {
+		for _, m := range blocks(b, "meta") {
+			kv, err := strMap(m.Body)
+			if err != nil {
+				return err
+			}
+			for k, v := range kv {
+				t.Meta[k] = v
+			}
+		}
+		return nil
+	}
+	if err := addMeta(job.Body); err != nil {
+		return nil, err
+	}
+
+	var found *hclsyntax.Block
+	for _, g := range blocks(job.Body, "group") {
+		for _, tb := range blocks(g.Body, "task") {
+			if len(tb.Labels) == 1 && tb.Labels[0] == taskName {
+				if found != nil {
+					return nil, fmt.Errorf("%s: task %q appears more than once", path, taskName)
+				}
+				found = tb
+				t.Group = g.Labels[0]
+				if err := addMeta(g.Body); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%s: no task %q in job %q", path, taskName, t.JobID)
+	}
+	if err := addMeta(found.Body); err != nil {
+		return nil, err
+	}
+	t.Name = taskName
+	tb := found.Body
+	if t.Driver, err = str(tb, "driver", ""); err != nil {
+		return nil, err
+	}
+	if t.Driver == "" {
+		return nil, fmt.Errorf("%s: task %q has no driver", path, taskName)
+	}
+	if t.User, err = str(tb, "user", ""); err != nil {
+		return nil, err
+	}
+	if t.KillSignal, err = str(tb, "kill_signal", ""); err != nil {
+		return nil, err
+	}
+	kt, err := str(tb, "kill_timeout", "")
+	if err != nil {
+		return nil, err
+	}
+	t.KillTimeout = DefaultKillTimeout
+	if kt != "" {
+		if t.KillTimeout, err = time.ParseDuration(kt); err != nil {
+			return nil, fmt.Errorf("task %q: kill_timeout %q: %v", taskName, kt, err)
+		}
+	}
+	t.CPU, t.MemoryMB = DefaultCPU, DefaultMemoryMB
+	if rs := blocks(tb, "resources"); len(rs) > 0 {
+		if t.CPU, err = num(rs[0].Body, "cpu", DefaultCPU); err != nil {
+			return nil, err
+		}
+		if t.MemoryMB, err = num(rs[0].Body, "memory", DefaultMemoryMB); err != nil {
+			return nil, err
+		}
+		if t.MemoryMaxMB, err = num(rs[0].Body, "memory_max", 0); err != nil {
+			return nil, err
+		}
+	}
+	t.Env = map[string]hcl.Expression{}
+	for _, e := range blocks(tb, "env") {
+		for k, a := range e.Body.Attributes {
+			t.Env[k] = a.Expr
+		}
+	}
+	switch cs := blocks(tb, "config"); len(cs) {
+	case 0:
+	case 1:
+		t.Config = cs[0].Body
+	default:
+		return nil, fmt.Errorf("%s: task %q has more than one config block", path, taskName)
+	}
+	return t, nil
+}
+
+// Plugin is one `plugin "<binary>" { args = [...] config { ... } }` block.
+type Plugin struct {
+	Name   string
+	Args   []string
+	Config *hclsyntax.Body // nil when absent
+}
+
+// Agent is the part of a Nomad agent config the harness uses.
+type Agent struct {
+	DataDir        string
+	PluginDir      string
+	MaxKillTimeout time.Duration
+	Plugins        map[string]*Plugin
+}
+
+// ParseAgent reads an agent config file.
+func ParseAgent(path string) (*Agent, error) {
+	root, err := parse(path)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{Plugins: map[string]*Plugin{}, MaxKillTimeout: 30 * time.Second}
+	if a.DataDir, err = str(root, "data_dir", ""); err != nil {
+		return nil, err
+	}
+	if a.PluginDir, err = str(root, "plugin_dir", ""); err != nil {
+		return nil, err
+	}
+	for _, c := range blocks(root, "client") {
+		mkt, err := str(c.Body, "max_kill_timeout", "")
+		if err != nil {
+			return nil, err
+		}
+		if mkt != "" {
+			if a.MaxKillTimeout, err = time.ParseDuration(mkt); err != nil {
+				return nil, fmt.Errorf("client.max_kill_timeout %q: %v", mkt, err)
+			}
+		}
+	}
+	for _, pb := range blocks(root, "plugin") {
+		if len(pb.Labels) != 1 {
+			return nil, fmt.Errorf("%s: plugin block needs one label (the binary name)", pb.DefRange())
+		}
+		p := &Plugin{Name: pb.Labels[0]}
+		if v, ok, err := constant(pb.Body, "args", cty.List(cty.String)); err != nil {
+			return nil, err
+		} else if ok {
+			for _, s := range v.AsValueSlice() {
+				p.Args = append(p.Args, s.AsString())
+			}
+		}
+		switch cs := blocks(pb.Body, "config"); len(cs) {
+		case 0:
+		case 1:
+			p.Config = cs[0].Body
+		default:
+			return nil, fmt.Errorf("plugin %q has more than one config block", p.Name)
+		}
+		a.Plugins[p.Name] = p
+	}
+	return a, nil
+}
