@@ -41,12 +41,15 @@ need_root() {
 # still the program we started (guards against pid reuse after a reboot or a
 # killed session: /run survives here).
 live_pid() {
-    local name=$1 prog=$2 pidfile=$RUN/$1.pid pid exe
+    local name=$1 prog=$2 pidfile=$RUN/$1.pid pid exe cmd
     [[ -f $pidfile ]] || return 1
     pid=$(<"$pidfile")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
     [[ ${exe##*/} == "$prog" ]] || return 1
+    # ...and runs with our config (not, say, the system containerd).
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ " $cmd" == *" $RUN/"* ]] || return 1
     echo "$pid"
 }
 
