@@ -1,0 +1,152 @@
+"""The task of a container: status, wait, kill, exec, exec_stream, stats, pids."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Iterator
+
+import pytest
+
+from nomad_ctr import Client, Container, ContainerSpec, TaskState, errors
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sleeper(client: Client, plain: str, cid: str) -> Iterator[Container]:
+    """A running container whose init is a shell waiting on a child (so SIGTERM to all
+    processes ends it with 143)."""
+    c = client.containers.create(cid, plain, spec=ContainerSpec(args=["sh", "-c", "sleep 600 & wait"]))
+    with c:
+        c.start()
+        yield c
+
+
+def test_status_running_then_stopped(sleeper: Container) -> None:
+    st = sleeper.status()
+    assert st.state is TaskState.RUNNING and st.pid > 0 and st.exit_code is None
+    sleeper.kill("SIGKILL")
+    es = sleeper.wait(timeout=30)
+    assert es.exit_code == 137 and es.signal is signal.SIGKILL and not es.oom_killed
+    st = sleeper.status()
+    assert st.state is TaskState.STOPPED and st.exit_code == 137 and st.exited_at is not None
+
+
+@pytest.mark.parametrize(
+    ("sig", "all_", "code"),
+    [("SIGKILL", False, 137), (signal.SIGTERM, True, 143), ("usr1", True, 138), (9, False, 137)],
+)
+def test_kill_gives_128_plus_signal(sleeper: Container, sig, all_: bool, code: int) -> None:
+    sleeper.kill(sig, all=all_)
+    assert sleeper.wait(timeout=30).exit_code == code
+
+
+def test_kill_rejects_unknown_signal(sleeper: Container) -> None:
+    with pytest.raises(errors.InvalidArgument, match="^signal="):
+        sleeper.kill("SIGWHATEVER")
+
+
+def test_wait_timeout(sleeper: Container) -> None:
+    with pytest.raises(errors.Timeout) as info:
+        sleeper.wait(timeout=0.3)
+    assert isinstance(info.value, TimeoutError)
+    assert sleeper.status().state is TaskState.RUNNING
+
+
+def test_delete_running_needs_force(sleeper: Container) -> None:
+    with pytest.raises(errors.FailedPrecondition):
+        sleeper.delete()
+    assert sleeper.status().state is TaskState.RUNNING
+    sleeper.delete(force=True)
+    with pytest.raises(errors.ContainerNotFound):
+        sleeper.info()
+
+
+def test_exec_output_and_exit_code(sleeper: Container) -> None:
+    r = sleeper.exec(["sh", "-c", "echo hi; echo oops >&2; exit 4"], timeout=30)
+    assert (r.exit_code, r.stdout, r.stderr) == (4, b"hi\n", b"oops\n")
+
+
+def test_exec_env_cwd_user(sleeper: Container) -> None:
+    r = sleeper.exec(["sh", "-c", 'echo "$FOO"; pwd; id -u'], env={"FOO": "bar"}, cwd="/tmp",
+                     user="1234", timeout=30)
+    assert r.stdout.decode().split() == ["bar", "/tmp", "1234"], r
+
+
+def test_exec_large_output(sleeper: Container) -> None:
+    r = sleeper.exec(["sh", "-c", "head -c 3000000 /dev/zero"], timeout=60)
+    assert r.exit_code == 0 and len(r.stdout) == 3_000_000
+
+
+def test_exec_timeout_kills_process(sleeper: Container) -> None:
+    with pytest.raises(errors.Timeout):
+        sleeper.exec(["sleep", "300"], timeout=1)
+    # the exec'd sleep is gone: only the init shell and its own sleep remain
+    assert len(sleeper.pids()) == 2
+
+
+def test_exec_stream_with_stdin(sleeper: Container) -> None:
+    with sleeper.exec_stream(["sh", "-c", "cat; echo done >&2"], stdin=True) as proc:
+        assert proc.pid > 0
+        proc.write(b"hello ")
+        proc.write(b"world\n")
+        proc.close_stdin()
+        out, err = b"", b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chunk = proc.read(timeout=1)
+            out += chunk.stdout
+            err += chunk.stderr
+            if chunk.exited:
+                assert chunk.exit_code == 0
+                break
+        assert (out, err) == (b"hello world\n", b"done\n")
+        assert proc.wait(timeout=10) == 0
+
+
+def test_exec_stream_kill(sleeper: Container) -> None:
+    with sleeper.exec_stream(["sleep", "300"]) as proc:
+        proc.kill("SIGKILL")
+        assert proc.wait(timeout=10) == 137
+
+
+def test_exec_in_stopped_container_fails(client: Client, plain: str, cid: str) -> None:
+    with client.containers.create(cid, plain, spec=ContainerSpec(args=["true"])) as c:
+        c.start()
+        c.wait(timeout=30)
+        with pytest.raises(errors.ContainerdError):
+            c.exec(["true"], timeout=10)
+
+
+def test_stats_and_pids(client: Client, plain: str, cid: str) -> None:
+    busy = ContainerSpec(args=["sh", "-c", "while :; do :; done"])
+    with client.containers.create(cid, plain, spec=busy) as c:
+        pid = c.start()
+        first = c.stats()
+        assert first.memory.usage is not None and first.memory.usage > 0
+        assert first.cgroup in ("v1", "v2")
+        assert first.pids.current is not None and first.pids.current >= 1
+        time.sleep(0.5)
+        second = c.stats()
+        assert second.cpu.total_ns > first.cpu.total_ns  # type: ignore[operator]
+        assert pid in c.pids()
+
+
+def test_pids_limit_and_memory_limit_visible(client: Client, plain: str, cid: str) -> None:
+    spec = ContainerSpec(args=["sleep", "600"], memory_limit="64m", pids_limit=20)
+    with client.containers.create(cid, plain, spec=spec) as c:
+        c.start()
+        m = c.stats()
+        assert m.memory.limit == 64 << 20
+        assert m.pids.limit == 20
+
+
+def test_task_calls_without_task(client: Client, plain: str, cid: str) -> None:
+    with client.containers.create(cid, plain, spec=ContainerSpec(args=["true"])) as c:
+        with pytest.raises(errors.TaskNotFound):
+            c.status()
+        with pytest.raises(errors.TaskNotFound):
+            c.wait(timeout=5)
+        with pytest.raises(errors.TaskNotFound):
+            c.kill()
