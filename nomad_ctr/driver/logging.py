@@ -136,11 +136,11 @@ class HclogFormatter(logging.Formatter):
                 entry[key if not key.startswith("@") else "_" + key] = value
         if record.exc_info:
             entry["error"] = _mask(self.formatException(record.exc_info))
-        line = json.dumps(entry, default=str, ensure_ascii=False)
+        line = json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
         if len(line) > _MAX_LINE:
             entry = {k: entry[k] for k in ("@level", "@module", "@timestamp")}
             entry["@message"] = record.getMessage()[:4096] + " [truncated]"
-            line = json.dumps(entry, default=str, ensure_ascii=False)
+            line = json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
         return line
 
 
