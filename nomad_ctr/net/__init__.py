@@ -3,7 +3,13 @@
 Nothing in this package forks without exec (safe beside gobridge's Go runtime).
 """
 
-from .attach import NetworkAttachment, load_attachment, setup_network, teardown_network
+from .attach import (
+    NetworkAttachment,
+    check_network,
+    load_attachment,
+    setup_network,
+    teardown_network,
+)
 from .bridge import BridgeConfig, build_conflist
 from .cni import CNIDNS, CNIInterface, CNIIPConfig, CNIResult, CNIRoute, CNIRuntime, parse_result
 from .errors import CNIError, NetError, NetnsError
@@ -48,6 +54,7 @@ __all__ = [
     "build_hosts",
     "build_resolv_conf",
     "call_in_netns",
+    "check_network",
     "container_resolv_conf",
     "create_netns",
     "create_sandbox",

@@ -19,7 +19,8 @@ from typing import Any
 
 from .bridge import BridgeConfig, build_conflist
 from .cni import CNIDNS, CNIResult, CNIRuntime, parse_result, validate_container_id
-from .errors import NetError
+from .errors import CNIError, CNIPluginNotFound, NetError
+from .iptables import remove_masquerade_rules
 from .netns import netns_exists
 from .ports import PortMapping, check_unique, runtime_config
 
@@ -129,7 +130,7 @@ def setup_network(
     state_file = _state_path(config.state_dir, container_id)
     old = _read_state(state_file)
     if old is not None:
-        if old.get("result") is not None:
+        if old.get("complete"):
             raise NetError(
                 f"container {container_id!r} is already attached to "
                 f"{old.get('network_name')!r}; tear it down first"
@@ -146,7 +147,8 @@ def setup_network(
         "plugin_dirs": [str(d) for d in config.plugin_dirs],
         "conflist": conflist,
         "runtime_config": rc,
-        "result": None,
+        "result": None,  # the prevResult DEL gets: the last result ADD reached
+        "complete": False,
     }
     _write_state(state_file, state)
     runtime = CNIRuntime(plugin_dirs=tuple(config.plugin_dirs), timeout=config.timeout)
@@ -156,8 +158,16 @@ def setup_network(
         )
         attachment = _attachment(container_id, path, config.network_name, ifname, result, ports)
         state["result"] = dict(result.raw)
+        state["complete"] = True
         _write_state(state_file, state)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, CNIError) and exc.failed_index is not None:
+            # Undo only what ran, with the result it had reached (the firewall
+            # plugin needs it to find its rules).
+            ran = exc.failed_index + (0 if isinstance(exc, CNIPluginNotFound) else 1)
+            state["conflist"] = {**conflist, "plugins": conflist["plugins"][:ran]}
+            state["result"] = exc.partial_result
+            _write_state(state_file, state)
         try:
             teardown_network(container_id, config=config)
         except Exception:  # keep the state file for a later retry; raise the cause
@@ -172,7 +182,7 @@ def load_attachment(
     """The attachment recorded for ``container_id`` (None if not attached)."""
     config = config or BridgeConfig()
     state = _read_state(_state_path(config.state_dir, container_id))
-    if state is None or state.get("result") is None:
+    if state is None or not state.get("complete"):
         return None
     ports = tuple(
         PortMapping.from_cni(p) for p in state["runtime_config"].get("portMappings", [])
@@ -211,15 +221,57 @@ def teardown_network(
         plugin_dirs=tuple(Path(d) for d in state.get("plugin_dirs") or config.plugin_dirs),
         timeout=config.timeout,
     )
-    runtime.delete(
-        state["conflist"],
-        container_id=container_id,
-        # An empty CNI_NETNS tells plugins the namespace is gone: they release
-        # IPAM and host-side rules and skip the in-namespace parts.
-        netns=path if netns_exists(path) else "",
-        ifname=state["ifname"],
-        runtime_config=state["runtime_config"],
-        prev_result=state["result"],
-    )
+    conflist = state["conflist"]
+    if conflist["plugins"]:
+        runtime.delete(
+            conflist,
+            container_id=container_id,
+            # An empty CNI_NETNS tells plugins the namespace is gone: they
+            # release IPAM and host-side rules and skip the in-namespace parts.
+            netns=path if netns_exists(path) else "",
+            ifname=state["ifname"],
+            runtime_config=state["runtime_config"],
+            prev_result=state["result"],
+        )
+    if any(p.get("type") == "bridge" and p.get("ipMasq") for p in conflist["plugins"]):
+        # The bridge plugin skips this when the namespace or address is gone.
+        remove_masquerade_rules(conflist["name"], container_id)
+        if _has_ipv6(state["result"]):
+            remove_masquerade_rules(conflist["name"], container_id, ipv6=True)
     state_file.unlink(missing_ok=True)
     return True
+
+
+def _has_ipv6(raw_result: Mapping[str, Any] | None) -> bool:
+    if not raw_result:
+        return False
+    return any(ip.address.version == 6 for ip in parse_result(raw_result).ips)
+
+
+def check_network(container_id: str, *, config: BridgeConfig | None = None) -> None:
+    """Ask the plugins (CNI CHECK) whether the recorded attachment is intact.
+
+    Raises NetError if nothing is recorded, CNIError naming the plugin that
+    found a problem (e.g. the veth or the IP is gone). Port mappings of an
+    IPv4-only attachment are not checked (a portmap bug, see below).
+    """
+    config = config or BridgeConfig()
+    state = _read_state(_state_path(config.state_dir, container_id))
+    if state is None or not state.get("complete"):
+        raise NetError(f"container {container_id!r} has no recorded network attachment")
+    conflist = dict(state["conflist"])
+    if not _has_ipv6(state["result"]):
+        # portmap <= 1.2 CHECKs its IPv6 chain even for IPv4-only containers
+        # and always fails (containernetworking/plugins#819): skip it there.
+        conflist["plugins"] = [p for p in conflist["plugins"] if p.get("type") != "portmap"]
+    CNIRuntime(
+        plugin_dirs=tuple(Path(d) for d in state.get("plugin_dirs") or config.plugin_dirs),
+        timeout=config.timeout,
+    ).check(
+        conflist,
+        state["result"],
+        container_id=container_id,
+        netns=state["netns_path"],
+        ifname=state["ifname"],
+        runtime_config=state["runtime_config"],
+    )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-from .errors import CNIError
+from .errors import CNIError, CNIPluginNotFound
 
 DEFAULT_PLUGIN_DIRS: tuple[Path, ...] = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
 DEFAULT_TIMEOUT = 60.0
@@ -221,13 +221,13 @@ class CNIRuntime:
     plugin_dirs: Sequence[Path] = DEFAULT_PLUGIN_DIRS
     timeout: float = DEFAULT_TIMEOUT
 
-    def find_plugin(self, ptype: str) -> Path:
+    def find_plugin(self, ptype: str, command: str = "find") -> Path:
         for d in self.plugin_dirs:
             candidate = Path(d) / ptype
             if candidate.is_file() and os.access(candidate, os.X_OK):
                 return candidate
         dirs = ", ".join(str(d) for d in self.plugin_dirs)
-        raise CNIError(ptype, "find", f"plugin binary not found in {dirs}")
+        raise CNIPluginNotFound(ptype, command, f"plugin binary not found in {dirs}")
 
     def _env(
         self, command: str, container_id: str, netns: str, ifname: str, args: str
@@ -256,7 +256,7 @@ class CNIRuntime:
     ) -> dict[str, Any] | None:
         """Run one plugin; return its parsed stdout (None when it printed nothing)."""
         ptype = str(conf["type"])
-        binary = self.find_plugin(ptype)
+        binary = self.find_plugin(ptype, command)
         try:
             proc = subprocess.run(
                 [str(binary)],
@@ -297,19 +297,25 @@ class CNIRuntime:
     ) -> CNIResult:
         """ADD every plugin of the list in order; return the final result.
 
-        Nothing is rolled back here: callers run :meth:`delete` on failure.
+        Nothing is rolled back here: callers run :meth:`delete` on failure,
+        using the CNIError's ``failed_index`` and ``partial_result``.
         """
         validate_conflist(conflist)
         validate_container_id(container_id)
         validate_ifname(ifname)
         prev: dict[str, Any] | None = None
-        for plugin in conflist["plugins"]:
+        for index, plugin in enumerate(conflist["plugins"]):
             conf = _plugin_config(conflist, plugin, prev, runtime_config or {})
-            result = self.exec_plugin(
-                "ADD", conf, container_id=container_id, netns=netns, ifname=ifname, args=args
-            )
-            if result is None:
-                raise CNIError(str(plugin["type"]), "ADD", "no result on stdout")
+            try:
+                result = self.exec_plugin(
+                    "ADD", conf, container_id=container_id, netns=netns, ifname=ifname, args=args
+                )
+                if result is None:
+                    raise CNIError(str(plugin["type"]), "ADD", "no result on stdout")
+            except CNIError as exc:
+                exc.failed_index = index
+                exc.partial_result = prev
+                raise
             prev = result
         assert prev is not None
         return parse_result(prev)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class NetError(Exception):
     """Base class for networking errors."""
@@ -27,6 +29,10 @@ class CNIError(NetError):
         self.code = code
         self.msg = msg
         self.details = details
+        # Set by CNIRuntime.add: which plugin of the list failed, and the
+        # result the chain had reached before it (what a rollback DEL needs).
+        self.failed_index: int | None = None
+        self.partial_result: dict[str, Any] | None = None
         text = f"CNI plugin {plugin!r} {command} failed"
         if code:
             text += f" (code {code})"
@@ -34,3 +40,7 @@ class CNIError(NetError):
         if details:
             text += f" ({details})"
         super().__init__(text)
+
+
+class CNIPluginNotFound(CNIError):
+    """The plugin binary is not in any CNI_PATH directory (so it never ran)."""
