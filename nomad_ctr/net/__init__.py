@@ -12,7 +12,8 @@ from .attach import (
 )
 from .bridge import BridgeConfig, build_conflist
 from .cni import CNIDNS, CNIInterface, CNIIPConfig, CNIResult, CNIRoute, CNIRuntime, parse_result
-from .errors import CNIError, NetError, NetnsError
+from .errors import CNIError, CNIPluginNotFound, NetError, NetnsError
+from .etcfiles import EtcFiles, write_etc_files
 from .hostname import default_hostname, is_valid_hostname, validate_hostname
 from .hosts import HostEntry, build_hosts, parse_extra_host, write_hosts
 from .netns import (
@@ -39,11 +40,13 @@ __all__ = [
     "BridgeConfig",
     "CNIDNS",
     "CNIError",
+    "CNIPluginNotFound",
     "CNIIPConfig",
     "CNIInterface",
     "CNIResult",
     "CNIRoute",
     "CNIRuntime",
+    "EtcFiles",
     "HostEntry",
     "NetError",
     "NetnsError",
@@ -75,6 +78,7 @@ __all__ = [
     "setup_network",
     "teardown_network",
     "validate_hostname",
+    "write_etc_files",
     "write_hosts",
     "write_resolv_conf",
 ]
