@@ -229,3 +229,39 @@ def test_call_in_netns_sockets_are_isolated(netns_name: str) -> None:
         call_in_netns(path, lambda: socket.create_connection(("127.0.0.1", port), timeout=5).close())
     finally:
         server.close()
+
+
+def test_udp_mapping_bound_to_127_0_0_1(
+    bridge_config: BridgeConfig, netns_name: str, container_id: str
+) -> None:
+    import socket
+
+    from nomad_ctr.net import call_in_netns
+
+    path = create_netns(netns_name)
+    host_port = free_host_port()
+    setup_network(
+        container_id,
+        path,
+        ports=[PortMapping(host_port, 5353, "udp", "127.0.0.1")],
+        config=bridge_config,
+    )
+    rules = iptables_rules()
+    assert "-d 127.0.0.1/32" in rules and f"--dport {host_port}" in rules
+
+    def bind_udp() -> socket.socket:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", 5353))
+        s.settimeout(5)
+        return s
+
+    inside = call_in_netns(path, bind_udp)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.sendto(b"ping", ("127.0.0.1", host_port))
+            data, _ = inside.recvfrom(16)
+        assert data == b"ping"
+    finally:
+        inside.close()
+    assert teardown_network(container_id, config=bridge_config) is True
+    assert f"--dport {host_port}" not in iptables_rules()
