@@ -37,12 +37,12 @@ from .resolvconf import (
 from .sandbox import create_sandbox, destroy_sandbox, netns_name_for
 
 __all__ = [
-    "BridgeConfig",
     "CNIDNS",
+    "BridgeConfig",
     "CNIError",
-    "CNIPluginNotFound",
     "CNIIPConfig",
     "CNIInterface",
+    "CNIPluginNotFound",
     "CNIResult",
     "CNIRoute",
     "CNIRuntime",

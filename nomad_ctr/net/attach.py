@@ -87,9 +87,7 @@ def _attachment(
     if not ips:
         raise NetError(f"CNI result for {container_id!r} has no IP address")
     first = ips[0]
-    mac = next(
-        (i.mac for i in result.interfaces if i.name == ifname and i.sandbox), ""
-    )
+    mac = next((i.mac for i in result.interfaces if i.name == ifname and i.sandbox), "")
     return NetworkAttachment(
         container_id=container_id,
         netns_path=netns_path,
@@ -184,9 +182,7 @@ def load_attachment(
     state = _read_state(_state_path(config.state_dir, container_id))
     if state is None or not state.get("complete"):
         return None
-    ports = tuple(
-        PortMapping.from_cni(p) for p in state["runtime_config"].get("portMappings", [])
-    )
+    ports = tuple(PortMapping.from_cni(p) for p in state["runtime_config"].get("portMappings", []))
     return _attachment(
         container_id,
         state["netns_path"],

@@ -53,9 +53,7 @@ class BridgeConfig:
     timeout: float = DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
-        if not isinstance(self.network_name, str) or not _NETWORK_NAME_RE.match(
-            self.network_name
-        ):
+        if not isinstance(self.network_name, str) or not _NETWORK_NAME_RE.match(self.network_name):
             raise ValueError(f"BridgeConfig.network_name: invalid: {self.network_name!r}")
         try:
             validate_ifname(self.bridge)
@@ -80,12 +78,16 @@ class BridgeConfig:
                 raise ValueError(
                     f"BridgeConfig.gateway: not a host address of {self.subnet}: {self.gateway!r}"
                 )
-        if isinstance(self.mtu, bool) or not isinstance(self.mtu, int) or (
-            self.mtu != 0 and not 576 <= self.mtu <= 65535
+        if (
+            isinstance(self.mtu, bool)
+            or not isinstance(self.mtu, int)
+            or (self.mtu != 0 and not 576 <= self.mtu <= 65535)
         ):
             raise ValueError(f"BridgeConfig.mtu: must be 0 or 576-65535: {self.mtu!r}")
         if not Path(self.ipam_data_dir).is_absolute():
-            raise ValueError(f"BridgeConfig.ipam_data_dir: must be absolute: {self.ipam_data_dir!r}")
+            raise ValueError(
+                f"BridgeConfig.ipam_data_dir: must be absolute: {self.ipam_data_dir!r}"
+            )
         if not Path(self.state_dir).is_absolute():
             raise ValueError(f"BridgeConfig.state_dir: must be absolute: {self.state_dir!r}")
         if self.timeout <= 0:

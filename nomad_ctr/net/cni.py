@@ -18,16 +18,16 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .errors import CNIError, CNIPluginNotFound
 
 DEFAULT_PLUGIN_DIRS: tuple[Path, ...] = (Path("/usr/lib/cni"), Path("/opt/cni/bin"))
 DEFAULT_TIMEOUT = 60.0
 
-IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # The CNI spec's rules for container IDs and interface names.
 _CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -168,7 +168,7 @@ def validate_conflist(conflist: Mapping[str, Any]) -> None:
 def load_conflist(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and validate a .conflist file."""
     with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+        data: dict[str, Any] = json.load(f)
     validate_conflist(data)
     return data
 

@@ -47,4 +47,3 @@ def destroy_sandbox(container_id: str, *, config: BridgeConfig | None = None) ->
     attachment = load_attachment(container_id, config=config)
     teardown_network(container_id, config=config)
     delete_netns(attachment.netns_path if attachment else netns_path(netns_name_for(container_id)))
-

@@ -33,7 +33,16 @@ def http_get(host: str, port: int, path: str = "/token.txt") -> str:
 def start_http_server(netns: str, port: int, root: Path) -> subprocess.Popen[bytes]:
     return popen_in_netns(
         netns,
-        [sys.executable, "-m", "http.server", "--bind", "0.0.0.0", "--directory", str(root), str(port)],
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            "--bind",
+            "0.0.0.0",
+            "--directory",
+            str(root),
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -96,7 +105,9 @@ def ipam_reservations(config: BridgeConfig) -> dict[str, str]:
     }
 
 
-def assert_nothing_left(config: BridgeConfig, container_id: str, ip: str, veth: str, netns: str) -> None:
+def assert_nothing_left(
+    config: BridgeConfig, container_id: str, ip: str, veth: str, netns: str
+) -> None:
     rules = iptables_rules()
     assert container_id not in rules, "iptables rules left for the container"
     assert f"{ip}/32" not in rules and f"{ip}:" not in rules, "iptables rules left for its IP"

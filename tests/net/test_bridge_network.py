@@ -14,6 +14,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from net_helpers import (
+    assert_nothing_left,
+    bridge_ports,
+    free_host_port,
+    host_veth,
+    http_get,
+    ipam_reservations,
+    iptables_rules,
+    start_http_server,
+    stop,
+    wait_until_listening,
+)
 
 from nomad_ctr.net import (
     BridgeConfig,
@@ -31,19 +43,6 @@ from nomad_ctr.net import (
     run_in_netns,
     setup_network,
     teardown_network,
-)
-
-from net_helpers import (
-    assert_nothing_left,
-    bridge_ports,
-    free_host_port,
-    host_veth,
-    http_get,
-    ipam_reservations,
-    iptables_rules,
-    start_http_server,
-    stop,
-    wait_until_listening,
 )
 
 CONTAINER_PORT = 8080
@@ -115,7 +114,15 @@ def test_teardown_from_a_new_process_after_netns_removed(
         "state_dir": str(bridge_config.state_dir),
     }
     out = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(cfg_args), container_id, str(path), str(free_host_port())],
+        [
+            sys.executable,
+            "-c",
+            code,
+            json.dumps(cfg_args),
+            container_id,
+            str(path),
+            str(free_host_port()),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -187,12 +194,18 @@ def test_two_containers_get_distinct_ips_and_reach_each_other(
         server = start_http_server(a.netns_path, CONTAINER_PORT, root)
         try:
             wait_until_listening(a.ip, CONTAINER_PORT, server)
+            client_code = (
+                "import http.client as h\n"
+                f"c = h.HTTPConnection({a.ip!r}, {CONTAINER_PORT}, timeout=5)\n"
+                "c.request('GET', '/token.txt')\n"
+                "print(c.getresponse().read().decode(), end='')\n"
+            )
             got = run_in_netns(
                 b.netns_path,
-                [sys.executable, "-c",
-                 f"import http.client as h; c=h.HTTPConnection('{a.ip}', {CONTAINER_PORT}, timeout=5);"
-                 "c.request('GET','/token.txt'); print(c.getresponse().read().decode(), end='')"],
-                capture_output=True, text=True, check=True,
+                [sys.executable, "-c", client_code],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             assert got.stdout == "peer\n"
         finally:
@@ -226,7 +239,9 @@ def test_call_in_netns_sockets_are_isolated(netns_name: str) -> None:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         # ...while a client inside the namespace connects.
-        call_in_netns(path, lambda: socket.create_connection(("127.0.0.1", port), timeout=5).close())
+        call_in_netns(
+            path, lambda: socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        )
     finally:
         server.close()
 

@@ -167,7 +167,9 @@ def test_missing_plugin_is_named(tmp_path: Path) -> None:
         rt.add(conflist, container_id="c", netns="/x")
 
 
-def test_cni_env_of_caller_does_not_leak(plugins: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cni_env_of_caller_does_not_leak(
+    plugins: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CNI_ARGS", "LEAK=1")
     log = tmp_path / "log"
     CNIRuntime(plugin_dirs=(plugins,)).add(_conflist(log), container_id="c", netns="/x")
@@ -181,7 +183,10 @@ def test_cni_env_of_caller_does_not_leak(plugins: Path, tmp_path: Path, monkeypa
         ({"name": "n", "plugins": [{"type": "a"}]}, "conflist.cniVersion"),
         ({"cniVersion": "1.0.0", "plugins": [{"type": "a"}]}, "conflist.name"),
         ({"cniVersion": "1.0.0", "name": "n", "plugins": []}, "conflist.plugins"),
-        ({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "../x"}]}, r"conflist.plugins\[0\].type"),
+        (
+            {"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "../x"}]},
+            r"conflist.plugins\[0\].type",
+        ),
     ],
 )
 def test_validate_conflist_names_the_field(conflist: Any, field: str) -> None:
@@ -231,8 +236,11 @@ def test_parse_result_1_0_0() -> None:
 
 def test_parse_result_0_4_0_with_version_field() -> None:
     r = parse_result(
-        {"cniVersion": "0.4.0", "ips": [{"version": "4", "address": "10.0.0.5/16", "interface": 0}],
-         "interfaces": [{"name": "eth0", "sandbox": "/n"}]}
+        {
+            "cniVersion": "0.4.0",
+            "ips": [{"version": "4", "address": "10.0.0.5/16", "interface": 0}],
+            "interfaces": [{"name": "eth0", "sandbox": "/n"}],
+        }
     )
     assert str(r.ips_for("eth0")[0].address.ip) == "10.0.0.5"
 
@@ -270,7 +278,11 @@ def test_real_plugin_version() -> None:
 def test_real_plugin_config_error_is_surfaced() -> None:
     # host-local rejects a bad subnet before touching any namespace (no root needed)
     ipam = {"type": "host-local", "ranges": [[{"subnet": "not-a-cidr"}]]}
-    conflist = {"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "host-local", "ipam": ipam}]}
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": "n",
+        "plugins": [{"type": "host-local", "ipam": ipam}],
+    }
     with pytest.raises(CNIError) as exc:
         CNIRuntime().add(conflist, container_id="c1", netns="/nonexistent")
     assert exc.value.plugin == "host-local"

@@ -20,7 +20,10 @@ def test_writes_three_files_and_rewrites_in_place(tmp_path: Path) -> None:
     assert parse_resolv_conf(files.resolv_conf.read_text()).nameservers == ("10.0.0.53",)
     inodes = [os.stat(p).st_ino for p, _ in files.mounts()]
     again = write_etc_files(
-        task, hostname="web", ip="10.89.0.2", extra_hosts=["db:10.89.0.3"],
+        task,
+        hostname="web",
+        ip="10.89.0.2",
+        extra_hosts=["db:10.89.0.3"],
         dns=build_resolv_conf(["10.0.0.54"]),
     )
     assert [os.stat(p).st_ino for p, _ in again.mounts()] == inodes

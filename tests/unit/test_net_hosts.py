@@ -66,7 +66,9 @@ def test_bad_extra_host_names_the_entry(entry: str, part: str) -> None:
 
 
 def test_parse_extra_host() -> None:
-    assert parse_extra_host("api.internal:192.168.1.10") == HostEntry("api.internal", "192.168.1.10")
+    assert parse_extra_host("api.internal:192.168.1.10") == HostEntry(
+        "api.internal", "192.168.1.10"
+    )
 
 
 def test_bad_hostname_and_ip() -> None:

@@ -46,7 +46,13 @@ def test_delete_stale_file(tmp_path: Path) -> None:
 
 
 def test_nsenter_argv() -> None:
-    assert netns.nsenter_argv("n1", ["ip", "a"]) == ["nsenter", "--net=/var/run/netns/n1", "--", "ip", "a"]
+    assert netns.nsenter_argv("n1", ["ip", "a"]) == [
+        "nsenter",
+        "--net=/var/run/netns/n1",
+        "--",
+        "ip",
+        "a",
+    ]
     with pytest.raises(ValueError, match="argv"):
         netns.nsenter_argv("n1", [])
 

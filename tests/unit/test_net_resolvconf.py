@@ -17,7 +17,9 @@ from nomad_ctr.net.resolvconf import (
 
 pytestmark = pytest.mark.unit
 
-STUB = "# systemd-resolved stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch corp.example\n"
+STUB = (
+    "# systemd-resolved stub\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch corp.example\n"
+)
 
 
 def _file(tmp_path: Path, name: str, text: str) -> Path:
@@ -43,7 +45,9 @@ def test_domain_used_when_no_search() -> None:
 
 def test_localhost_servers_removed_keeps_others(tmp_path: Path) -> None:
     host = _file(
-        tmp_path, "r", "nameserver 127.0.0.1\nnameserver 10.1.1.1\nnameserver ::1\nsearch s.example\n"
+        tmp_path,
+        "r",
+        "nameserver 127.0.0.1\nnameserver 10.1.1.1\nnameserver ::1\nsearch s.example\n",
     )
     conf = container_resolv_conf(host, upstream_path=None)
     assert conf.nameservers == ("10.1.1.1",)
@@ -79,7 +83,9 @@ def test_render() -> None:
         "search a.example",
         "options ndots:5",
     ]
-    assert parse_resolv_conf(text) == ResolvConf(("10.0.0.1", "fd00::1"), ("a.example",), ("ndots:5",))
+    assert parse_resolv_conf(text) == ResolvConf(
+        ("10.0.0.1", "fd00::1"), ("a.example",), ("ndots:5",)
+    )
 
 
 def test_build_from_dns_config() -> None:
