@@ -394,7 +394,9 @@ def _whole_number(f: _Fields, name: str, lo: int, hi: int) -> int | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     elif isinstance(value, Decimal) and value == value.to_integral_value():
-        value = int(value) if value.adjusted() < 30 else hi + 1
+        if value.adjusted() >= 30:  # far out of range; do not build a huge int
+            raise f.fail(name, f"must be between {lo} and {hi}", value)
+        value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise f.fail(name, "must be a whole number", value)
     if not lo <= value <= hi:

@@ -26,10 +26,10 @@ _NO_VALUE = object()
 _SHOW_MAX = 80
 
 
-def _escape(text: str) -> str:
+def _escape(text: str, quoted: bool = True) -> str:
     out = []
     for ch in text:
-        if ch in ('"', "\\"):
+        if quoted and ch in ('"', "\\"):
             out.append("\\" + ch)
         elif ch == "\n":
             out.append("\\n")
@@ -64,7 +64,7 @@ def show(value: Any) -> str:
             text = json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError):
             text = str(value)
-    text = _escape(text)
+    text = _escape(text, quoted=False)
     return text[:_SHOW_MAX] + ("..." if len(text) > _SHOW_MAX else "")
 
 
