@@ -280,3 +280,38 @@ def test_udp_mapping_bound_to_127_0_0_1(
         inside.close()
     assert teardown_network(container_id, config=bridge_config) is True
     assert f"--dport {host_port}" not in iptables_rules()
+
+
+def test_nothing_forks_without_exec(
+    bridge_config: BridgeConfig,
+    netns_name: str,
+    container_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With gobridge's Go runtime loaded a bare fork() is unsafe (style C.2).
+
+    subprocess spawns through fork+exec in C and never calls os.fork; anything
+    reaching os.fork (multiprocessing, pyroute2's netns.create) would fail here.
+    """
+
+    def no_fork() -> int:
+        raise AssertionError("os.fork() called")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    path = create_netns(netns_name)
+    setup_network(
+        container_id, path, ports=[PortMapping(free_host_port(), 80)], config=bridge_config
+    )
+    assert call_in_netns_ok(path)
+    assert teardown_network(container_id, config=bridge_config) is True
+    assert delete_netns(path) is True
+
+
+def call_in_netns_ok(path: object) -> bool:
+    from nomad_ctr.net import call_in_netns
+
+    def links() -> set[str]:
+        lines = Path("/proc/thread-self/net/dev").read_text().splitlines()[2:]
+        return {line.split(":")[0].strip() for line in lines}
+
+    return call_in_netns(str(path), links) == {"lo", "eth0"}
