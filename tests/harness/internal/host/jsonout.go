@@ -1,0 +1,160 @@
+package host
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nomad-ctr/nomad_ctr/tests/harness/pb/drivers"
+)
+
+var pj = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+
+// ProtoJSON renders m with proto field names and every field present.
+func ProtoJSON(m proto.Message) json.RawMessage {
+	if m == nil {
+		return json.RawMessage("null")
+	}
+	b, err := pj.Marshal(m)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+// ExitJSON is an ExitResult as JSON.
+func ExitJSON(r *drivers.ExitResult) map[string]any {
+	if r == nil {
+		return nil
+	}
+	return map[string]any{"exit_code": r.GetExitCode(), "signal": r.GetSignal(), "oom_killed": r.GetOomKilled()}
+}
+
+// WaitJSON is a WaitTask result as JSON.
+func WaitJSON(w *WaitResult) map[string]any {
+	if w == nil {
+		return nil
+	}
+	m := map[string]any{"err": w.Err}
+	if w.Result != nil {
+		for k, v := range ExitJSON(w.Result) {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// EventJSON is a DriverTaskEvent as JSON.
+func EventJSON(e *drivers.DriverTaskEvent) map[string]any {
+	ts := ""
+	if e.GetTimestamp() != nil {
+		ts = e.GetTimestamp().AsTime().Format(time.RFC3339Nano)
+	}
+	ann := e.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	return map[string]any{
+		"task_id": e.GetTaskId(), "alloc_id": e.GetAllocId(), "task_name": e.GetTaskName(),
+		"timestamp": ts, "message": e.GetMessage(), "annotations": ann,
+	}
+}
+
+// EventsJSON renders events, optionally only those of one task id.
+func EventsJSON(evs []*drivers.DriverTaskEvent, taskID string) []map[string]any {
+	out := []map[string]any{}
+	for _, e := range evs {
+		if taskID == "" || e.GetTaskId() == taskID {
+			out = append(out, EventJSON(e))
+		}
+	}
+	return out
+}
+
+// ErrorJSON describes err; StageError details are kept.
+func ErrorJSON(err error) map[string]any {
+	if err == nil {
+		return nil
+	}
+	m := map[string]any{"error": err.Error()}
+	var se *StageError
+	if errors.As(err, &se) {
+		m["stage"] = se.Stage
+		m["message"] = se.Err.Error()
+		m["refused"] = se.Refused
+		if se.Code != "" {
+			m["grpc_code"] = se.Code
+		}
+		if se.Recoverable != nil {
+			m["recoverable"] = *se.Recoverable
+		}
+	}
+	return m
+}
+
+// InfoJSON summarises the launched plugin.
+func (h *Host) InfoJSON() map[string]any {
+	m := map[string]any{
+		"name": h.Info.GetName(), "version": h.Info.GetPluginVersion(),
+		"api_versions": h.Info.GetPluginApiVersions(), "type": h.Info.GetType().String(),
+		"pid": h.Inst.Pid,
+	}
+	if h.Caps != nil {
+		m["capabilities"] = ProtoJSON(h.Caps)
+	}
+	if first, latest, n, err := h.Fingerprints(); first != nil {
+		m["fingerprint"] = FingerprintJSON(latest)
+		m["fingerprint_first"] = FingerprintJSON(first)
+		m["fingerprints_received"] = n
+		if err != nil {
+			m["fingerprint_stream_error"] = err.Error()
+		}
+	}
+	return m
+}
+
+// FingerprintJSON flattens attributes as the client does (value + unit).
+func FingerprintJSON(f *drivers.FingerprintResponse) map[string]any {
+	attrs := map[string]any{}
+	for k, a := range f.GetAttributes() {
+		attrs[k] = json.RawMessage(ProtoJSON(a))
+	}
+	return map[string]any{
+		"health": f.GetHealth().String(), "health_description": f.GetHealthDescription(),
+		"err": f.GetErr(), "attributes": attrs,
+	}
+}
+
+// TaskJSON describes a started or recovered task.
+func TaskJSON(t *Task) map[string]any {
+	m := map[string]any{
+		"task_id": t.ID(), "alloc_id": t.Config.GetAllocId(), "alloc_dir": t.Paths.AllocDir,
+		"task_name": t.Config.GetName(),
+		"stdout_file": t.Paths.StdoutFile, "stderr_file": t.Paths.StderrFile,
+		"stdout_fifo": t.Paths.StdoutFIFO, "stderr_fifo": t.Paths.StderrFIFO,
+		"handle": ProtoJSON(t.Handle),
+	}
+	if t.Network != nil {
+		m["network_override"] = ProtoJSON(t.Network)
+	}
+	if t.Decoded.Msgpack != nil {
+		m["msgpack_b64"] = base64.StdEncoding.EncodeToString(t.Decoded.Msgpack)
+		if v, err := t.Decoded.JSONValue(); err == nil {
+			m["config"] = v
+		}
+	}
+	return m
+}
+
+// ParseHandle reads a TaskHandle from JSON (the "handle" value of TaskJSON).
+func ParseHandle(b []byte) (*drivers.TaskHandle, error) {
+	hd := &drivers.TaskHandle{}
+	if err := protojson.Unmarshal(b, hd); err != nil {
+		return nil, err
+	}
+	return hd, nil
+}
