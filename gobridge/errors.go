@@ -78,7 +78,14 @@ func statusOf(err error) int32 {
 	if errors.Is(err, context.Canceled) {
 		return statusCancelled
 	}
-	err = errgrpc.ToNative(err)
+	if st := classify(err); st != statusUnknown {
+		return st
+	}
+	// A raw gRPC status error (not yet converted by the client).
+	return classify(errgrpc.ToNative(err))
+}
+
+func classify(err error) int32 {
 	switch {
 	case errdefs.IsInvalidArgument(err):
 		return statusInvalidArgument
