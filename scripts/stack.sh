@@ -260,6 +260,7 @@ our_shims() {
 # below it).
 descendants() {
     local kid
+    # shellcheck disable=SC2013  # pids, one word each
     for kid in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
         echo "$kid"
         descendants "$kid"
@@ -330,22 +331,26 @@ cmd_reset() {
 
 # --- status / env ------------------------------------------------------------
 
-cmd_status() {
-    local ok=0 pid
-    line() { printf '%-17s %-8s %-6s %s\n' "$@"; }
-    if pid=$(live_pid containerd containerd); then
-        if ctr_serves; then line containerd serving "$pid" "$CTR_SOCK"; else line containerd starting "$pid" "$CTR_SOCK"; ok=1; fi
-    else
-        line containerd down - "$CTR_SOCK"; ok=1
+# One status line; returns 1 unless the component serves.
+status_line() {
+    local name=$1 prog=$2 addr=$3 probe=$4 pid
+    if ! pid=$(live_pid "$name" "$prog"); then
+        printf '%-17s %-8s %-6s %s\n' "$name" down - "$addr"
+        return 1
     fi
-    for spec in "registry-public $PUBLIC_ADDR public_serves" "registry-private $PRIVATE_ADDR private_serves"; do
-        set -- $spec
-        if pid=$(live_pid "$1" docker-registry); then
-            if $3; then line "$1" serving "$pid" "$2"; else line "$1" starting "$pid" "$2"; ok=1; fi
-        else
-            line "$1" down - "$2"; ok=1
-        fi
-    done
+    if $probe; then
+        printf '%-17s %-8s %-6s %s\n' "$name" serving "$pid" "$addr"
+    else
+        printf '%-17s %-8s %-6s %s\n' "$name" starting "$pid" "$addr"
+        return 1
+    fi
+}
+
+cmd_status() {
+    local ok=0
+    status_line containerd containerd "$CTR_SOCK" ctr_serves || ok=1
+    status_line registry-public docker-registry "$PUBLIC_ADDR" public_serves || ok=1
+    status_line registry-private docker-registry "$PRIVATE_ADDR" private_serves || ok=1
     return $ok
 }
 

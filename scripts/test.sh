@@ -56,13 +56,14 @@ if scripts/stack.sh status >/dev/null 2>&1; then
 else
     started_stack=1
 fi
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     local rc=$?
     if ((started_stack)) && [[ ${NOMAD_CTR_KEEP_STACK:-0} != 1 ]]; then
         printf '\n=== %s  [teardown] scripts/stack.sh down\n' "$(date -u +%H:%M:%S)"
         scripts/stack.sh down || echo "WARNING: stack.sh down failed" >&2
     fi
-    return $rc
+    return "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
