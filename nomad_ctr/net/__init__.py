@@ -10,7 +10,7 @@ from .attach import (
     setup_network,
     teardown_network,
 )
-from .bridge import BridgeConfig, build_conflist
+from .bridge import BridgeConfig, build_conflist, remove_bridge
 from .cni import CNIDNS, CNIInterface, CNIIPConfig, CNIResult, CNIRoute, CNIRuntime, parse_result
 from .errors import CNIError, CNIPluginNotFound, NetError, NetnsError
 from .etcfiles import EtcFiles, write_etc_files
@@ -74,6 +74,7 @@ __all__ = [
     "parse_resolv_conf",
     "parse_result",
     "popen_in_netns",
+    "remove_bridge",
     "run_in_netns",
     "setup_network",
     "teardown_network",

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .cni import DEFAULT_PLUGIN_DIRS, DEFAULT_TIMEOUT, validate_ifname
+from .errors import NetError
 
 # Distinct from Nomad's own bridge (172.26.64.0/20) so both can run on one host.
 DEFAULT_SUBNET = "172.26.96.0/20"
@@ -122,3 +124,20 @@ def build_conflist(config: BridgeConfig) -> dict[str, Any]:
         {"type": "portmap", "capabilities": {"portMappings": True}, "snat": config.localhost_ports}
     )
     return {"cniVersion": config.cni_version, "name": config.network_name, "plugins": plugins}
+
+
+def remove_bridge(config: BridgeConfig) -> bool:
+    """Delete the bridge device if no container is attached to it any more.
+
+    The bridge plugin creates the device on first ADD and never removes it.
+    Returns True if it was deleted, False if absent or still in use.
+    """
+    ports = Path("/sys/class/net") / config.bridge / "brif"
+    if not ports.is_dir() or any(ports.iterdir()):
+        return False
+    proc = subprocess.run(
+        ["ip", "link", "del", config.bridge], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0 and Path("/sys/class/net", config.bridge).exists():
+        raise NetError(f"ip link del {config.bridge}: {proc.stderr.strip()}")
+    return True

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from nomad_ctr.net import BridgeConfig, delete_netns, list_netns, teardown_network
+from nomad_ctr.net import (
+    BridgeConfig,
+    delete_netns,
+    list_netns,
+    remove_bridge,
+    teardown_network,
+)
 
 PLUGIN_DIR = Path("/usr/lib/cni")
 _REQUIRED_TOOLS = ("ip", "nsenter", "unshare", "iptables-save")
@@ -74,7 +80,11 @@ def bridge_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeCo
             pass
     for name in list_netns(NETNS_PREFIX):
         delete_netns(name)
-    subprocess.run(["ip", "link", "del", config.bridge], capture_output=True, check=False)
+    remove_bridge(config)
+    still_there = (Path("/sys/class/net") / config.bridge).exists()
+    if still_there:  # ports left attached: remove it anyway, then fail loudly
+        subprocess.run(["ip", "link", "del", config.bridge], capture_output=True, check=False)
+    assert not still_there, f"bridge {config.bridge} still had ports after the tests"
 
 
 @pytest.fixture()
