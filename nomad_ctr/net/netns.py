@@ -119,7 +119,8 @@ def delete_netns(netns: str | os.PathLike[str]) -> bool:
     path = netns_path(netns)
     if not path.exists():
         return False
-    if _libc().umount2(os.fsencode(path), _MNT_DETACH) != 0:
+    # Only a live namespace is a mount; a stale file (crash) is just unlinked.
+    if netns_exists(path) and _libc().umount2(os.fsencode(path), _MNT_DETACH) != 0:
         err = ctypes.get_errno()
         if err not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point
             raise NetnsError(f"umount netns {str(path)!r}: {os.strerror(err)}")
