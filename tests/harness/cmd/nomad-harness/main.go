@@ -45,10 +45,10 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 // common holds the plugin-launch flags every command shares.
 type common struct {
 	plugin, pluginName, agentFile, logLevel, logFile string
-	pluginArgs                                      stringList
-	fpTimeout                                       time.Duration
-	allowUnhealthy                                  bool
-	agent                                           *nomadfile.Agent
+	pluginArgs                                       stringList
+	fpTimeout                                        time.Duration
+	allowUnhealthy                                   bool
+	agent                                            *nomadfile.Agent
 }
 
 func (c *common) register(fs *flag.FlagSet) {

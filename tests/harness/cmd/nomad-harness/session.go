@@ -37,6 +37,7 @@ type request struct {
 	AllocDir       string          `json:"alloc_dir"`
 	AllocRoot      string          `json:"alloc_root"`
 	Timeout        string          `json:"timeout"`
+	KillTimeout    string          `json:"kill_timeout"`
 	Signal         string          `json:"signal"`
 	Command        []string        `json:"command"`
 	Stdin          string          `json:"stdin"`
@@ -60,6 +61,8 @@ type session struct {
 	h     *host.Host
 	tasks map[string]*host.Task
 	quit  chan struct{}
+	// closing is set by teardown: a launch finishing afterwards kills its plugin.
+	closing bool
 	once  sync.Once
 }
 
@@ -108,6 +111,15 @@ loop:
 			break loop
 		}
 	}
+	// Kill the plugin first so in-flight calls end, let every request answer,
+	// then clean up anything a late launch created.
+	s.teardown()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+	}
 	s.teardown()
 	os.Exit(0)
 }
@@ -137,7 +149,9 @@ func (s *session) teardown() {
 	s.mu.Lock()
 	h := s.h
 	s.h = nil
+	s.closing = true
 	tasks := s.tasks
+	s.tasks = map[string]*host.Task{}
 	s.mu.Unlock()
 	if h != nil && !h.Exited() {
 		h.Kill()
@@ -195,6 +209,11 @@ func (s *session) handle(r *request) (map[string]any, error) {
 			return nil, err
 		}
 		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			h.Kill()
+			return nil, errors.New("session is closing")
+		}
 		s.h = h
 		s.mu.Unlock()
 		return map[string]any{"plugin": h.InfoJSON(), "task_config_schema": host.ProtoJSON(h.TaskSpecProto),
@@ -328,7 +347,7 @@ func (s *session) handle(r *request) (map[string]any, error) {
 		return map[string]any{"result": host.WaitJSON(w)}, nil
 
 	case "stop":
-		d, err := duration(r.Timeout, -1)
+		d, err := duration(r.KillTimeout, -1)
 		if err != nil {
 			return nil, err
 		}
@@ -407,7 +426,7 @@ func (s *session) handle(r *request) (map[string]any, error) {
 
 	case "logs":
 		return map[string]any{"stdout": readLimited(t.Paths.StdoutFile, 1<<20),
-			"stderr": readLimited(t.Paths.StderrFile, 1<<20),
+			"stderr":      readLimited(t.Paths.StderrFile, 1<<20),
 			"stdout_file": t.Paths.StdoutFile, "stderr_file": t.Paths.StderrFile}, nil
 
 	case "handle":

@@ -375,4 +375,3 @@ func (h *Host) Crash(sig syscall.Signal) error {
 
 // Exited reports whether the plugin process has exited.
 func (h *Host) Exited() bool { return h.Inst.Client.Exited() }
-

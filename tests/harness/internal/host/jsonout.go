@@ -133,7 +133,7 @@ func FingerprintJSON(f *drivers.FingerprintResponse) map[string]any {
 func TaskJSON(t *Task) map[string]any {
 	m := map[string]any{
 		"task_id": t.ID(), "alloc_id": t.Config.GetAllocId(), "alloc_dir": t.Paths.AllocDir,
-		"task_name": t.Config.GetName(),
+		"task_name":   t.Config.GetName(),
 		"stdout_file": t.Paths.StdoutFile, "stderr_file": t.Paths.StderrFile,
 		"stdout_fifo": t.Paths.StdoutFIFO, "stderr_fifo": t.Paths.StderrFIFO,
 		"handle": ProtoJSON(t.Handle),

@@ -1,0 +1,111 @@
+package nomadfile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleHelloJob(t *testing.T) {
+	task, err := ParseJob("../../../../example/hello.nomad", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Driver != "containerd-driver" || task.CPU != 100 || task.MemoryMB != 64 || task.Group != "hello" {
+		t.Fatalf("task = %+v", task)
+	}
+	if task.KillTimeout != DefaultKillTimeout || task.KillSignal != "" {
+		t.Fatalf("kill defaults: %v %q", task.KillTimeout, task.KillSignal)
+	}
+	if task.Config == nil || task.Config.Attributes["image"] == nil {
+		t.Fatal("config block with image expected")
+	}
+}
+
+func TestExampleAgent(t *testing.T) {
+	a, err := ParseAgent("../../../../example/agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := a.Plugins["containerd-driver"]
+	if p == nil || p.Config == nil || a.PluginDir == "" {
+		t.Fatalf("agent = %+v", a)
+	}
+	for _, k := range []string{"enabled", "containerd_runtime", "stats_interval"} {
+		if p.Config.Attributes[k] == nil {
+			t.Errorf("plugin config lacks %s", k)
+		}
+	}
+}
+
+func write(t *testing.T, src string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "job.nomad")
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestTaskFields(t *testing.T) {
+	p := write(t, `
+job "j" {
+  meta { a = "job" }
+  group "g" {
+    meta { a = "group" }
+    task "other" {
+      driver = "x"
+    }
+    task "t" {
+      driver       = "containerd-driver"
+      user         = "nobody"
+      kill_timeout = "12s"
+      kill_signal  = "SIGUSR1"
+      env {
+        FOO = "bar"
+        DIR = "${NOMAD_TASK_DIR}/x"
+      }
+      resources {
+        cpu        = 250
+        memory     = 128
+        memory_max = 256
+      }
+      config {
+        image = "img"
+      }
+    }
+  }
+}`)
+	task, err := ParseJob(p, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.User != "nobody" || task.KillTimeout != 12*time.Second || task.KillSignal != "SIGUSR1" {
+		t.Fatalf("task = %+v", task)
+	}
+	if task.CPU != 250 || task.MemoryMB != 128 || task.MemoryMaxMB != 256 {
+		t.Fatalf("resources = %d %d %d", task.CPU, task.MemoryMB, task.MemoryMaxMB)
+	}
+	if len(task.Env) != 2 || task.Meta["a"] != "group" || task.JobName != "j" {
+		t.Fatalf("env/meta = %v %v", task.Env, task.Meta)
+	}
+	if _, err := ParseJob(p, "missing"); err == nil || !strings.Contains(err.Error(), `no task "missing"`) {
+		t.Fatalf("missing task: %v", err)
+	}
+}
+
+func TestBadKillTimeout(t *testing.T) {
+	p := write(t, `job "j" {
+  group "g" {
+    task "t" {
+      driver = "d"
+      kill_timeout = "soon"
+    }
+  }
+}`)
+	if _, err := ParseJob(p, "t"); err == nil || !strings.Contains(err.Error(), "kill_timeout") {
+		t.Fatalf("want kill_timeout error, got %v", err)
+	}
+}
