@@ -63,7 +63,7 @@ type session struct {
 	quit  chan struct{}
 	// closing is set by teardown: a launch finishing afterwards kills its plugin.
 	closing bool
-	once  sync.Once
+	once    sync.Once
 }
 
 func cmdSession(args []string) {
