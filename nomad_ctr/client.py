@@ -24,6 +24,7 @@ __all__ = ["Client", "DEFAULT_ADDRESS", "DEFAULT_NAMESPACE"]
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TIMEOUT = 10.0
+_CONNECT_SLACK = 2.0
 
 # containerd's identifier rule (namespaces, container ids): pkg/identifiers.
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
@@ -70,10 +71,12 @@ class _Connection:
         self.address = address
         self.namespace = namespace
         b = bridge()
+        # The dial timeout bounds the call; the call's own deadline is a backstop set a
+        # little later so a dead address reports UNAVAILABLE rather than TIMEOUT.
         resp = b.call(
             "client.connect",
             {"address": address, "namespace": namespace, "timeout_ms": b.timeout_ms(timeout)},
-            timeout=timeout,
+            timeout=timeout + _CONNECT_SLACK,
         )
         self.handle = b.Handle(int(resp["client"]), "client")
 

@@ -38,7 +38,7 @@ def test_delete_leaves_nothing(client: Client, plain: str, ctr, cid: str, runnin
     assert cid not in [x.id for x in client.containers.list()]
     with pytest.raises(errors.ContainerNotFound):
         client.containers.get(cid)
-    with pytest.raises(errors.TaskNotFound):
+    with pytest.raises(errors.ContainerNotFound):
         c.status()
     assert cid not in _ctr_ids(ctr, ns, "containers")
     assert cid not in _ctr_ids(ctr, ns, "tasks")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def sleeper(client: Client, plain: str, cid: str) -> Iterator[Container]:
     """A running container whose init is a shell waiting on a child (so SIGTERM to all
     processes ends it with 143)."""
-    c = client.containers.create(cid, plain, spec=ContainerSpec(args=["sh", "-c", "sleep 600 & wait"]))
+    c = client.containers.create(cid, plain, spec=ContainerSpec(args=["sh", "-c", "sleep 600 & wait $!"]))
     with c:
         c.start()
         yield c
