@@ -9,6 +9,7 @@ can still be undone.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -18,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from .bridge import BridgeConfig, build_conflist
-from .cni import CNIDNS, CNIResult, CNIRuntime, parse_result, validate_container_id
+from .cni import (
+    CNIDNS,
+    CNIResult,
+    CNIRuntime,
+    parse_result,
+    validate_container_id,
+    validate_ifname,
+)
 from .errors import CNIError, CNIPluginNotFound, NetError
 from .iptables import remove_masquerade_rules
 from .netns import netns_exists
@@ -46,6 +54,38 @@ class NetworkAttachment:
 def _state_path(state_dir: Path, container_id: str) -> Path:
     validate_container_id(container_id)
     return Path(state_dir) / f"{container_id}.json"
+
+
+class _Lock:
+    """flock on <state_dir>/<id>.lock: one setup/teardown per container at a time.
+
+    The lock file is removed when the attachment is gone; a waiter that then
+    holds a lock on the unlinked file notices the inode changed and retries.
+    """
+
+    def __init__(self, state_dir: Path, container_id: str) -> None:
+        self.path = Path(state_dir) / f"{container_id}.lock"
+        self.fd = -1
+        self.remove = False
+
+    def __enter__(self) -> _Lock:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return self
+            os.close(fd)
+
+    def __exit__(self, *_: object) -> None:
+        if self.remove:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)
 
 
 def _write_state(path: Path, state: Mapping[str, Any]) -> None:
@@ -119,10 +159,27 @@ def setup_network(
     """
     config = config or BridgeConfig()
     validate_container_id(container_id)
+    validate_ifname(ifname)
     ports = tuple(check_unique(ports))
     path = str(netns_path)
     if not os.path.isabs(path):
         raise ValueError(f"netns_path: must be absolute: {path!r}")
+    with _Lock(config.state_dir, container_id) as lock:
+        try:
+            return _setup_locked(container_id, path, ports, config, ifname)
+        except BaseException:
+            # Rolled back completely: nothing is recorded, drop the lock file.
+            lock.remove = not _state_path(config.state_dir, container_id).exists()
+            raise
+
+
+def _setup_locked(
+    container_id: str,
+    path: str,
+    ports: tuple[PortMapping, ...],
+    config: BridgeConfig,
+    ifname: str,
+) -> NetworkAttachment:
     if not netns_exists(path):
         raise NetError(f"netns_path: no network namespace at {path!r}")
     state_file = _state_path(config.state_dir, container_id)
@@ -133,7 +190,7 @@ def setup_network(
                 f"container {container_id!r} is already attached to "
                 f"{old.get('network_name')!r}; tear it down first"
             )
-        teardown_network(container_id, config=config)  # a crash left a half ADD
+        _teardown_locked(container_id, config, None)  # a crash left a half ADD
     conflist = build_conflist(config)
     rc = runtime_config(ports)
     state: dict[str, Any] = {
@@ -167,7 +224,7 @@ def setup_network(
             state["result"] = exc.partial_result
             _write_state(state_file, state)
         try:
-            teardown_network(container_id, config=config)
+            _teardown_locked(container_id, config, None)
         except Exception:  # keep the state file for a later retry; raise the cause
             pass
         raise
@@ -208,6 +265,16 @@ def teardown_network(
     the state is kept (so a retry can finish) and CNIError is raised.
     """
     config = config or BridgeConfig()
+    validate_container_id(container_id)
+    with _Lock(config.state_dir, container_id) as lock:
+        done = _teardown_locked(container_id, config, netns_path)
+        lock.remove = True  # nothing recorded any more either way
+    return done
+
+
+def _teardown_locked(
+    container_id: str, config: BridgeConfig, netns_path: str | os.PathLike[str] | None
+) -> bool:
     state_file = _state_path(config.state_dir, container_id)
     state = _read_state(state_file)
     if state is None:

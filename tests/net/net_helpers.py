@@ -116,6 +116,7 @@ def assert_nothing_left(
     assert veth not in bridge_ports(config.bridge)
     assert not netns_exists(netns), f"netns {netns} left"
     assert not (Path(config.state_dir) / f"{container_id}.json").exists(), "state file left"
+    assert not (Path(config.state_dir) / f"{container_id}.lock").exists(), "lock file left"
 
 
 def host_veth(config: BridgeConfig, container_id: str) -> str:

@@ -160,6 +160,7 @@ def test_failed_setup_rolls_back(
     assert container_id not in iptables_rules()
     assert set(bridge_ports(bridge_config.bridge)) <= before
     assert not (bridge_config.state_dir / f"{container_id}.json").exists()
+    assert not (bridge_config.state_dir / f"{container_id}.lock").exists()
     links = run_in_netns(path, ["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "eth0" not in links
 
@@ -315,3 +316,33 @@ def call_in_netns_ok(path: object) -> bool:
         return {line.split(":")[0].strip() for line in lines}
 
     return call_in_netns(str(path), links) == {"lo", "eth0"}
+
+
+def test_concurrent_setup_of_one_container_attaches_once(
+    bridge_config: BridgeConfig, netns_name: str, container_id: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = create_netns(netns_name)
+
+    def attempt(_: int) -> str:
+        try:
+            return setup_network(container_id, path, config=bridge_config).ip
+        except NetError as exc:
+            return f"refused: {exc}"
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(attempt, range(3)))
+    ips = [o for o in outcomes if not o.startswith("refused")]
+    assert len(ips) == 1, outcomes
+    assert all("already attached" in o for o in outcomes if o.startswith("refused"))
+    owned = [ip for ip, cid in ipam_reservations(bridge_config).items() if cid == container_id]
+    assert owned == ips
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(
+            pool.map(lambda _: teardown_network(container_id, config=bridge_config), range(3))
+        )
+    assert sorted(results) == [False, False, True]
+    assert not (bridge_config.state_dir / f"{container_id}.lock").exists()
+    assert container_id not in iptables_rules()
