@@ -66,3 +66,19 @@ func recoverExport(status *C.int32_t, out **C.uint8_t, outLen *C.size_t) {
 		setOut(errorBody(statusPanic, err), out, outLen)
 	}()
 }
+
+// callThroughExport runs gb_call as a C caller would (C buffers in and out, gb_free after).
+// Go tests use it to exercise the export path, including panic recovery.
+func callThroughExport(method string, req []byte, timeoutMs int64) (int32, []byte) {
+	m := C.CBytes([]byte(method))
+	defer C.free(m)
+	r := C.CBytes(req)
+	defer C.free(r)
+	var out *C.uint8_t
+	var outLen C.size_t
+	st := gb_call(0, (*C.uint8_t)(m), C.size_t(len(method)), (*C.uint8_t)(r), C.size_t(len(req)),
+		C.int64_t(timeoutMs), &out, &outLen)
+	body := C.GoBytes(unsafe.Pointer(out), C.int(outLen))
+	gb_free(unsafe.Pointer(out))
+	return int32(st), body
+}
