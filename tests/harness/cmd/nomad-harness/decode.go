@@ -56,8 +56,8 @@ func cmdSchemaDecode(args []string) {
 	finish(out, err)
 }
 
-// cmdAgentConfig: the fingerprint/validation launch: PluginInfo, ConfigSchema,
-// agent config decoded with defaults, SetConfig.
+// cmdAgentConfig: the agent's validation launch: PluginInfo, ConfigSchema,
+// agent config decoded with defaults, SetConfig twice without nomad_config.
 func cmdAgentConfig(args []string) {
 	fs := flag.NewFlagSet("agent-config", flag.ExitOnError)
 	var c common
@@ -67,6 +67,7 @@ func cmdAgentConfig(args []string) {
 	if err != nil {
 		usageExit(fs, err.Error())
 	}
+	opts.Validation = true
 	h, err := host.LaunchBase(opts)
 	if err != nil {
 		finish(nil, err)

@@ -8,6 +8,7 @@ package confdec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -44,7 +45,7 @@ func Decode(body *hclsyntax.Body, spec hcldec.Spec, ctx *hcl.EvalContext) (Resul
 		var diags hcl.Diagnostics
 		generic, diags = BodyToGeneric(body, ctx)
 		if diags.HasErrors() {
-			return Result{}, fmt.Errorf("%s", diags.Error())
+			return Result{}, DiagError(diags)
 		}
 	}
 	src, err := json.Marshal(generic)
@@ -58,17 +59,37 @@ func Decode(body *hclsyntax.Body, spec hcldec.Spec, ctx *hcl.EvalContext) (Resul
 func DecodeJSON(src []byte, spec hcldec.Spec, ctx *hcl.EvalContext) (Result, error) {
 	file, diags := hcljson.Parse(src, "config.json")
 	if diags.HasErrors() {
-		return Result{}, fmt.Errorf("%s", diags.Error())
+		return Result{}, DiagError(diags)
 	}
 	val, diags := hcldec.Decode(file.Body, spec, ctx)
 	if diags.HasErrors() {
-		return Result{}, fmt.Errorf("%s", diags.Error())
+		return Result{}, DiagError(diags)
 	}
 	mp, err := Marshal(val)
 	if err != nil {
 		return Result{}, err
 	}
 	return Result{Value: val, Msgpack: mp}, nil
+}
+
+// DiagError renders every error diagnostic ("summary: detail"), joined by
+// "; ". JSON-body positions are left out: they point into our own JSON text.
+func DiagError(diags hcl.Diagnostics) error {
+	var parts []string
+	for _, d := range diags {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += ": " + d.Detail
+		}
+		if d.Subject != nil && !strings.HasSuffix(d.Subject.Filename, ".json") {
+			msg = d.Subject.String() + ": " + msg
+		}
+		parts = append(parts, msg)
+	}
+	return errors.New(strings.Join(parts, "; "))
 }
 
 // Marshal encodes v as cty msgpack with its own type, as Nomad does (§9 step 3).

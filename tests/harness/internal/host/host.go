@@ -43,6 +43,9 @@ type Options struct {
 	FingerprintTimeout time.Duration
 	// AllowUnhealthy accepts a first fingerprint that is not HEALTHY.
 	AllowUnhealthy bool
+	// Validation mimics the agent's validation launch: SetConfig twice and
+	// without nomad_config (the main instance sends it once, with it).
+	Validation bool
 }
 
 // Host is one launched plugin instance and what the setup learned from it.
@@ -190,15 +193,22 @@ func (h *Host) setupBase(pluginCfg *nomadfile.Plugin) error {
 		}
 		msgpackCfg = h.AgentConfig.Msgpack
 	}
-	_, err = b.SetConfig(ctx, &base.SetConfigRequest{
+	req := &base.SetConfigRequest{
 		MsgpackConfig: msgpackCfg,
 		NomadConfig: &base.NomadConfig{Driver: &base.NomadDriverConfig{
 			ClientMinPort: 14000, ClientMaxPort: 14512,
 		}},
 		PluginApiVersion: h.APIVersion,
-	})
-	if err != nil {
-		return refusal("set_config", err)
+	}
+	calls := 1
+	if h.opts.Validation {
+		req.NomadConfig = nil
+		calls = 2
+	}
+	for i := 0; i < calls; i++ {
+		if _, err := b.SetConfig(ctx, req); err != nil {
+			return refusal("set_config", err)
+		}
 	}
 	return nil
 }
