@@ -3,7 +3,16 @@
 # against the containerd-driver plugin. Regenerates the Go gRPC stubs under pb/
 # when proto/*.proto changed (stamp = sha256 of the protos + generator versions).
 # Idempotent; fast when nothing changed (go build's own cache does the rest).
+# `build.sh --test` also runs the harness's own Go tests (go test ./...).
 set -euo pipefail
+
+run_tests=0
+for arg in "$@"; do
+    case $arg in
+        --test) run_tests=1 ;;
+        *) echo "usage: build.sh [--test]" >&2; exit 2 ;;
+    esac
+done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -74,3 +83,6 @@ fi
 cd "$here"
 go build -o nomad-harness ./cmd/nomad-harness
 log "built $here/nomad-harness"
+if ((run_tests)); then
+    go test -count=1 ./...
+fi
