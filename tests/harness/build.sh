@@ -19,7 +19,7 @@ root=$(cd "$here/../.." && pwd)
 export PATH="$PATH:/usr/local/go/bin:$(/usr/local/go/bin/go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
 
 MOD=github.com/nomad-ctr/nomad_ctr/tests/harness
-PROTOC_GEN_GO=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.11
+PROTOC_GEN_GO=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC=google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 
 log() { printf 'harness build: %s\n' "$*" >&2; }
