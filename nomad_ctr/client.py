@@ -25,6 +25,7 @@ DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TIMEOUT = 10.0
 _CONNECT_SLACK = 2.0
+_INTERRUPT_CHECK = 0.5  # seconds between checks for Ctrl-C during a long call
 
 # containerd's identifier rule (namespaces, container ids): pkg/identifiers.
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
@@ -186,6 +187,41 @@ class Client:
         if request:
             req.update(request)
         return bridge().call(method, req, timeout=self._timeout(timeout), op=op)
+
+    def _call_blocking(
+        self, method: str, request: dict[str, Any] | None = None, *, timeout: float | None
+    ) -> dict[str, Any]:
+        """_call for calls that may block for long (wait, pull).
+
+        A thread blocked inside the Go library never sees KeyboardInterrupt, so in the
+        main thread the call runs on a helper thread under an op; Ctrl-C cancels the op
+        and propagates. Other threads call directly (signals only reach the main thread).
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return self._call(method, request, timeout=timeout)
+        op = bridge().Op()
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["value"] = self._call(method, request, timeout=timeout, op=op)
+            except BaseException as exc:  # handed to the calling thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name=f"nomad-ctr-{method}", daemon=True)
+        try:
+            worker.start()
+            while worker.is_alive():
+                worker.join(_INTERRUPT_CHECK)
+        except BaseException:
+            op.cancel()
+            worker.join()
+            raise
+        finally:
+            op.close()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     def version(self, *, timeout: float | None = DEFAULT) -> Version:
         return Version.from_json(self._call("client.version", timeout=timeout))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from nomad_ctr import errors
 from nomad_ctr._deadline import Deadline
 from nomad_ctr._invalid import invalid
+from nomad_ctr.auth import Auth
 from nomad_ctr.client import DEFAULT, bridge, check_identifier, check_timeout
 from nomad_ctr.exec import ExecProcess
 from nomad_ctr.logs import LogFiles
@@ -38,8 +39,11 @@ __all__ = ["Container", "ContainerCollection"]
 _EXEC_KILL_GRACE = 5.0
 
 
-def _message(exc: errors.ContainerdError) -> str:
-    return getattr(exc, "message", None) or str(exc)
+def _not_found(exc: errors.NotFound, default: type[errors.NotFound]) -> errors.NotFound:
+    """`exc` if the bridge already named what is missing, else `default` with its text."""
+    if type(exc) is not errors.NotFound:
+        return exc
+    return default(exc.message, code=exc.code, method=exc.method)
 
 
 class Container:
@@ -91,9 +95,7 @@ class Container:
         try:
             return self._client._call(method, {"id": self.id, **(req or {})}, timeout=timeout)
         except errors.NotFound as exc:
-            if isinstance(exc, (errors.TaskNotFound, errors.ContainerNotFound)):
-                raise
-            raise errors.TaskNotFound(f"container {self.id}: {_message(exc)}") from None
+            raise _not_found(exc, errors.TaskNotFound) from None
 
     @property
     def log_files(self) -> LogFiles:
@@ -144,7 +146,11 @@ class Container:
         (memory.oom_control oom_kill on v1, memory.events oom_kill on v2) is non-zero,
         i.e. the OOM killer killed a process of this container.
         """
-        resp = self._task_call("tasks.wait", timeout=check_timeout(timeout))
+        try:
+            resp = self._client._call_blocking("tasks.wait", {"id": self.id},
+                                               timeout=check_timeout(timeout))
+        except errors.NotFound as exc:
+            raise _not_found(exc, errors.TaskNotFound) from None
         return ExitStatus.from_json(resp, oom_killed=self._oom_killed())
 
     def _oom_killed(self) -> bool:
@@ -254,7 +260,7 @@ class Container:
                                timeout=timeout)
         except errors.NotFound as exc:
             self.log_files.remove()
-            raise errors.ContainerNotFound(f"container {self.id}: {_message(exc)}") from None
+            raise _not_found(exc, errors.ContainerNotFound) from None
         self.log_files.remove()
 
     def __enter__(self) -> "Container":
@@ -283,7 +289,7 @@ class ContainerCollection:
                 self._client._call("containers.get", {"id": id}, timeout=timeout)
             )
         except errors.NotFound as exc:
-            raise errors.ContainerNotFound(f"container {id}: {_message(exc)}") from None
+            raise _not_found(exc, errors.ContainerNotFound) from None
 
     def create(
         self,
@@ -312,7 +318,7 @@ class ContainerCollection:
         try:
             resp = self._client._call("containers.create", req, timeout=timeout)
         except errors.NotFound as exc:
-            raise errors.ImageNotFound(f"image {ref}: {_message(exc)}") from None
+            raise _not_found(exc, errors.ImageNotFound) from None
         return Container(self._client, ContainerInfo.from_json(resp), spec)
 
     def get(self, id: str, *, timeout: float | None = DEFAULT) -> Container:
@@ -337,7 +343,7 @@ class ContainerCollection:
         id: str | None = None,
         spec: ContainerSpec | None = None,
         labels: Mapping[str, str] | None = None,
-        auth: Any = None,
+        auth: Auth | None = None,
         timeout: float | None = None,
         remove: bool = True,
         network: Any = None,

@@ -70,14 +70,14 @@ class ImageCollection:
             raise invalid("progress", progress, "must be callable")
         try:
             if progress is None:
-                resp = self._client._call("images.pull", req, timeout=timeout)
+                resp = self._client._call_blocking("images.pull", req, timeout=timeout)
             else:
                 resp = self._pull_with_progress(req, timeout, progress)
         except errors.NotFound as exc:
-            raise errors.ImageNotFound(redact(_message(exc), password)) from None
+            raise errors.ImageNotFound(redact(exc.message, password), code=exc.code) from None
         except errors.ContainerdError as exc:
             if password and password in str(exc):
-                raise type(exc)(redact(_message(exc), password)) from None
+                raise type(exc)(redact(exc.message, password), code=exc.code) from None
             raise
         return Image.from_json(resp)
 
@@ -122,7 +122,9 @@ class ImageCollection:
         try:
             return Image.from_json(self._client._call("images.get", {"ref": name}, timeout=timeout))
         except errors.NotFound as exc:
-            raise errors.ImageNotFound(_message(exc)) from None
+            if isinstance(exc, errors.ImageNotFound):
+                raise
+            raise errors.ImageNotFound(exc.message, code=exc.code) from None
 
     def exists(self, ref: str, *, timeout: float | None = DEFAULT) -> bool:
         try:
@@ -148,7 +150,9 @@ class ImageCollection:
         try:
             self._client._call("images.remove", {"ref": name, "sync": bool(sync)}, timeout=timeout)
         except errors.NotFound as exc:
-            raise errors.ImageNotFound(_message(exc)) from None
+            if isinstance(exc, errors.ImageNotFound):
+                raise
+            raise errors.ImageNotFound(exc.message, code=exc.code) from None
 
 
 def _check_hosts(hosts: Iterable[str]) -> list[str]:
@@ -161,6 +165,3 @@ def _check_hosts(hosts: Iterable[str]) -> list[str]:
         out.append(host)
     return out
 
-
-def _message(exc: errors.ContainerdError) -> str:
-    return getattr(exc, "message", None) or str(exc)

@@ -150,3 +150,31 @@ def test_task_calls_without_task(client: Client, plain: str, cid: str) -> None:
             c.wait(timeout=5)
         with pytest.raises(errors.TaskNotFound):
             c.kill()
+
+
+INTERRUPT_SCRIPT = """
+import os, signal, sys, threading
+from nomad_ctr import Client, ContainerSpec
+address, namespace, image, cid = sys.argv[1:]
+with Client(address=address, namespace=namespace) as client:
+    with client.containers.create(cid, image, spec=ContainerSpec(args=["sleep", "600"])) as c:
+        c.start()
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            c.wait()
+        except KeyboardInterrupt:
+            print("interrupted")
+"""
+
+
+def test_ctrl_c_interrupts_wait(client: Client, plain: str, cid: str) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_SCRIPT, client.address, client.namespace, plain, cid],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.stdout.strip() == "interrupted", proc.stderr
+    with pytest.raises(errors.ContainerNotFound):
+        client.containers.get(cid)
