@@ -132,6 +132,10 @@ func containersCreate(c *call) (any, error) {
 		if errdefs.IsAlreadyExists(err) {
 			return nil, newError(statusAlreadyExists, "container %q already exists", r.ID)
 		}
+		// NewContainer made the snapshot before a spec option failed: remove it.
+		if rerr := h.c.SnapshotService(snapshotter).Remove(detached(ctx), r.ID); rerr != nil && !errdefs.IsNotFound(rerr) {
+			return nil, newError(statusInternal, "create container %q failed (%v) and its snapshot could not be removed: %v", r.ID, err, rerr)
+		}
 		// Spec options that fail on user input (unknown user, missing device) are the
 		// caller's fault; name the container so the message has context.
 		return nil, classifySpecError(r.ID, &r.Spec, err)

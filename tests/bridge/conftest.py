@@ -70,6 +70,15 @@ class RawClient:
             with contextlib.suppress(Exception):
                 self.call("images.remove", {"ref": img["name"], "sync": True}, timeout=30)
         self.handle.close()
+        # Namespaces are global; the bridge has no call for them, ctr does.
+        subprocess.run(["ctr", "--address", self.address, "namespaces", "remove", self.namespace],
+                       capture_output=True, timeout=30, check=False)
+
+    def ctr(self, *args: str) -> str:
+        """The real ctr CLI on the same namespace, for cross-checks."""
+        proc = subprocess.run(["ctr", "--address", self.address, "-n", self.namespace, *args],
+                              capture_output=True, text=True, timeout=60, check=True)
+        return proc.stdout
 
 
 @pytest.fixture(scope="module")
