@@ -21,6 +21,7 @@ from nomad_ctr.net import (
     BridgeConfig,
     delete_netns,
     list_netns,
+    netns_name_for,
     remove_bridge,
     teardown_network,
 )
@@ -85,6 +86,7 @@ def bridge_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeCo
             teardown_network(state.stem, config=config)
         except Exception:
             pass
+        delete_netns(netns_name_for(state.stem))  # made by create_sandbox, if any
     for name in list_netns(NETNS_PREFIX):
         delete_netns(name)
     remove_bridge(config)
