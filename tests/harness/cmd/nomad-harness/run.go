@@ -119,7 +119,7 @@ func follow(h *host.Host, t *host.Task, l *lifecycle, sigs []timedSignal, out ma
 			stats, err := h.Stats(t.ID(), l.statsInterval, l.statsSamples)
 			samples := make([]any, 0, len(stats))
 			for _, s := range stats {
-				samples = append(samples, host.ProtoJSON(s))
+				samples = append(samples, host.StatsJSON(s))
 			}
 			mu.Lock()
 			out["stats"] = samples

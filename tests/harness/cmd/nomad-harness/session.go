@@ -402,7 +402,7 @@ func (s *session) handle(r *request) (map[string]any, error) {
 		stats, err := h.Stats(t.ID(), iv, n)
 		samples := make([]any, 0, len(stats))
 		for _, st := range stats {
-			samples = append(samples, host.ProtoJSON(st))
+			samples = append(samples, host.StatsJSON(st))
 		}
 		return map[string]any{"samples": samples}, err
 

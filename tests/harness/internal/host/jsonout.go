@@ -158,3 +158,48 @@ func ParseHandle(b []byte) (*drivers.TaskHandle, error) {
 	}
 	return hd, nil
 }
+
+// UsageJSON renders a TaskResourceUsage with plain JSON numbers (protojson
+// would print the uint64 fields as strings).
+func UsageJSON(u *drivers.TaskResourceUsage) map[string]any {
+	if u == nil {
+		return nil
+	}
+	out := map[string]any{}
+	if c := u.GetCpu(); c != nil {
+		fields := []string{}
+		for _, f := range c.GetMeasuredFields() {
+			fields = append(fields, f.String())
+		}
+		out["cpu"] = map[string]any{
+			"system_mode": c.GetSystemMode(), "user_mode": c.GetUserMode(), "total_ticks": c.GetTotalTicks(),
+			"throttled_periods": c.GetThrottledPeriods(), "throttled_time": c.GetThrottledTime(),
+			"percent": c.GetPercent(), "measured_fields": fields,
+		}
+	}
+	if m := u.GetMemory(); m != nil {
+		fields := []string{}
+		for _, f := range m.GetMeasuredFields() {
+			fields = append(fields, f.String())
+		}
+		out["memory"] = map[string]any{
+			"rss": m.GetRss(), "cache": m.GetCache(), "max_usage": m.GetMaxUsage(),
+			"kernel_usage": m.GetKernelUsage(), "kernel_max_usage": m.GetKernelMaxUsage(),
+			"usage": m.GetUsage(), "swap": m.GetSwap(), "measured_fields": fields,
+		}
+	}
+	return out
+}
+
+// StatsJSON renders one TaskStats sample.
+func StatsJSON(s *drivers.TaskStats) map[string]any {
+	ts := ""
+	if s.GetTimestamp() != nil {
+		ts = s.GetTimestamp().AsTime().Format(time.RFC3339Nano)
+	}
+	pids := map[string]any{}
+	for pid, u := range s.GetResourceUsageByPid() {
+		pids[pid] = UsageJSON(u)
+	}
+	return map[string]any{"id": s.GetId(), "timestamp": ts, "agg": UsageJSON(s.GetAggResourceUsage()), "by_pid": pids}
+}
