@@ -9,10 +9,7 @@ can still be undone.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +28,7 @@ from .errors import CNIError, CNIPluginNotFound, NetError
 from .iptables import remove_masquerade_rules
 from .netns import netns_exists
 from .ports import PortMapping, check_unique, runtime_config
-
-STATE_VERSION = 1
+from .state import STATE_VERSION, ContainerLock, read_state, state_path, write_state
 
 
 @dataclass(frozen=True)
@@ -49,70 +45,6 @@ class NetworkAttachment:
     mac: str = ""
     ports: tuple[PortMapping, ...] = ()
     dns: CNIDNS = field(default_factory=CNIDNS)
-
-
-def _state_path(state_dir: Path, container_id: str) -> Path:
-    validate_container_id(container_id)
-    return Path(state_dir) / f"{container_id}.json"
-
-
-class _Lock:
-    """flock on <state_dir>/<id>.lock: one setup/teardown per container at a time.
-
-    The lock file is removed when the attachment is gone; a waiter that then
-    holds a lock on the unlinked file notices the inode changed and retries.
-    """
-
-    def __init__(self, state_dir: Path, container_id: str) -> None:
-        self.path = Path(state_dir) / f"{container_id}.lock"
-        self.fd = -1
-        self.remove = False
-
-    def __enter__(self) -> _Lock:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                self.fd = fd
-                return self
-            os.close(fd)
-
-    def __exit__(self, *_: object) -> None:
-        if self.remove:
-            self.path.unlink(missing_ok=True)
-        os.close(self.fd)
-
-
-def _write_state(path: Path, state: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise NetError(f"network state {str(path)!r} is unreadable: {exc}") from None
-    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-        raise NetError(f"network state {str(path)!r} has an unknown format")
-    return data
 
 
 def _attachment(
@@ -164,12 +96,12 @@ def setup_network(
     path = str(netns_path)
     if not os.path.isabs(path):
         raise ValueError(f"netns_path: must be absolute: {path!r}")
-    with _Lock(config.state_dir, container_id) as lock:
+    with ContainerLock(config.state_dir, container_id) as lock:
         try:
             return _setup_locked(container_id, path, ports, config, ifname)
         except BaseException:
             # Rolled back completely: nothing is recorded, drop the lock file.
-            lock.remove = not _state_path(config.state_dir, container_id).exists()
+            lock.remove = not state_path(config.state_dir, container_id).exists()
             raise
 
 
@@ -182,8 +114,8 @@ def _setup_locked(
 ) -> NetworkAttachment:
     if not netns_exists(path):
         raise NetError(f"netns_path: no network namespace at {path!r}")
-    state_file = _state_path(config.state_dir, container_id)
-    old = _read_state(state_file)
+    state_file = state_path(config.state_dir, container_id)
+    old = read_state(state_file)
     if old is not None:
         if old.get("complete"):
             raise NetError(
@@ -205,7 +137,7 @@ def _setup_locked(
         "result": None,  # the prevResult DEL gets: the last result ADD reached
         "complete": False,
     }
-    _write_state(state_file, state)
+    write_state(state_file, state)
     runtime = CNIRuntime(plugin_dirs=tuple(config.plugin_dirs), timeout=config.timeout)
     try:
         result = runtime.add(
@@ -214,7 +146,7 @@ def _setup_locked(
         attachment = _attachment(container_id, path, config.network_name, ifname, result, ports)
         state["result"] = dict(result.raw)
         state["complete"] = True
-        _write_state(state_file, state)
+        write_state(state_file, state)
     except BaseException as exc:
         if isinstance(exc, CNIError) and exc.failed_index is not None:
             # Undo only what ran, with the result it had reached (the firewall
@@ -222,7 +154,7 @@ def _setup_locked(
             ran = exc.failed_index + (0 if isinstance(exc, CNIPluginNotFound) else 1)
             state["conflist"] = {**conflist, "plugins": conflist["plugins"][:ran]}
             state["result"] = exc.partial_result
-            _write_state(state_file, state)
+            write_state(state_file, state)
         try:
             _teardown_locked(container_id, config, None)
         except Exception:  # keep the state file for a later retry; raise the cause
@@ -236,7 +168,7 @@ def load_attachment(
 ) -> NetworkAttachment | None:
     """The attachment recorded for ``container_id`` (None if not attached)."""
     config = config or BridgeConfig()
-    state = _read_state(_state_path(config.state_dir, container_id))
+    state = read_state(state_path(config.state_dir, container_id))
     if state is None or not state.get("complete"):
         return None
     ports = tuple(PortMapping.from_cni(p) for p in state["runtime_config"].get("portMappings", []))
@@ -266,7 +198,7 @@ def teardown_network(
     """
     config = config or BridgeConfig()
     validate_container_id(container_id)
-    with _Lock(config.state_dir, container_id) as lock:
+    with ContainerLock(config.state_dir, container_id) as lock:
         done = _teardown_locked(container_id, config, netns_path)
         lock.remove = True  # nothing recorded any more either way
     return done
@@ -275,8 +207,8 @@ def teardown_network(
 def _teardown_locked(
     container_id: str, config: BridgeConfig, netns_path: str | os.PathLike[str] | None
 ) -> bool:
-    state_file = _state_path(config.state_dir, container_id)
-    state = _read_state(state_file)
+    state_file = state_path(config.state_dir, container_id)
+    state = read_state(state_file)
     if state is None:
         return False
     path = str(netns_path) if netns_path is not None else str(state["netns_path"])
@@ -319,7 +251,7 @@ def check_network(container_id: str, *, config: BridgeConfig | None = None) -> N
     IPv4-only attachment are not checked (a portmap bug, see below).
     """
     config = config or BridgeConfig()
-    state = _read_state(_state_path(config.state_dir, container_id))
+    state = read_state(state_path(config.state_dir, container_id))
     if state is None or not state.get("complete"):
         raise NetError(f"container {container_id!r} has no recorded network attachment")
     conflist = dict(state["conflist"])
