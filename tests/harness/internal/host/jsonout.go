@@ -4,12 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nomad-ctr/nomad_ctr/tests/harness/pb/drivers"
+	"github.com/nomad-ctr/nomad_ctr/tests/harness/pb/structs"
 )
 
 var pj = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
@@ -117,15 +119,29 @@ func (h *Host) InfoJSON() map[string]any {
 	return m
 }
 
-// FingerprintJSON flattens attributes as the client does (value + unit).
+// FingerprintJSON flattens attributes as the client does (value + unit) and
+// keeps the raw protojson form too.
 func FingerprintJSON(f *drivers.FingerprintResponse) map[string]any {
-	attrs := map[string]any{}
+	flat := map[string]string{}
+	raw := map[string]any{}
 	for k, a := range f.GetAttributes() {
-		attrs[k] = json.RawMessage(ProtoJSON(a))
+		raw[k] = ProtoJSON(a)
+		var v string
+		switch x := a.GetValue().(type) {
+		case *structs.Attribute_FloatVal:
+			v = strconv.FormatFloat(x.FloatVal, 'g', -1, 64)
+		case *structs.Attribute_IntVal:
+			v = strconv.FormatInt(x.IntVal, 10)
+		case *structs.Attribute_StringVal:
+			v = x.StringVal
+		case *structs.Attribute_BoolVal:
+			v = strconv.FormatBool(x.BoolVal)
+		}
+		flat[k] = v + a.GetUnit()
 	}
 	return map[string]any{
 		"health": f.GetHealth().String(), "health_description": f.GetHealthDescription(),
-		"err": f.GetErr(), "attributes": attrs,
+		"err": f.GetErr(), "attributes": flat, "attributes_raw": raw,
 	}
 }
 
