@@ -96,7 +96,7 @@ def main() -> int:
         echo_us = median_us(lambda: _bridge.call("debug.echo", {}), opts.noop_calls)
         version_us = median_us(client.version, opts.noop_calls)
 
-    ms = lambda xs: statistics.median(xs) * 1e3  # noqa: E731
+    ms = lambda xs: statistics.median(xs) * 1e3
     print(f"nomad_ctr {nomad_ctr.__version__}; {opts.rounds} interleaved rounds; image {opts.image}")
     print(f"{'operation':<28}{'nomad_ctr ms':>14}{'ctr ms':>10}{'ratio':>8}")
     for name, a, b in (("create+start (median)", api_start, ctr_start),

@@ -40,8 +40,6 @@ from nomad_ctr.types import (
 )
 
 __all__ = [
-    "__version__",
-    "errors",
     "Auth",
     "Client",
     "Container",
@@ -70,5 +68,7 @@ __all__ = [
     "TaskState",
     "TaskStatus",
     "Version",
+    "__version__",
+    "errors",
     "normalize_ref",
 ]

@@ -54,8 +54,7 @@ class Auth:
 def _host_for(registry: str) -> str:
     registry = registry.lower()
     for prefix in ("https://", "http://"):
-        if registry.startswith(prefix):
-            registry = registry[len(prefix) :]
+        registry = registry.removeprefix(prefix)
     registry = registry.rstrip("/")
     if registry in (refs.DEFAULT_REGISTRY, "index.docker.io", refs.DOCKER_HUB_HOST):
         return refs.DOCKER_HUB_HOST

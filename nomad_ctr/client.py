@@ -8,18 +8,20 @@ the workload (images.pull, Container.wait, exec, containers.run) None means no d
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
+from collections.abc import Iterable
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from nomad_ctr import errors
 from nomad_ctr._invalid import invalid
 from nomad_ctr.logs import state_dir as _state_dir
 from nomad_ctr.types import Version
 
-__all__ = ["Client", "DEFAULT_ADDRESS", "DEFAULT_NAMESPACE"]
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_NAMESPACE", "Client"]
 
 DEFAULT_ADDRESS = "/run/containerd/containerd.sock"
 DEFAULT_NAMESPACE = "default"
@@ -58,7 +60,7 @@ def check_identifier(value: Any, field: str) -> str:
 def check_timeout(value: Any, field: str = "timeout") -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise invalid(field, value, "must be a number of seconds or None")
     if value <= 0:
         raise invalid(field, value, "must be greater than zero")
@@ -84,7 +86,7 @@ class _Connection:
     def require(self) -> int:
         if self.handle.closed:
             raise errors.FailedPrecondition("the client is closed")
-        return self.handle.value
+        return int(self.handle.value)
 
     @property
     def closed(self) -> bool:
@@ -134,7 +136,7 @@ class Client:
         self.containers = ContainerCollection(self)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "Client":
+    def from_env(cls, **overrides: Any) -> Client:
         """A client from CONTAINERD_ADDRESS and CONTAINERD_NAMESPACE (ctr's names)."""
         kwargs: dict[str, Any] = {
             "address": os.environ.get("CONTAINERD_ADDRESS") or DEFAULT_ADDRESS,
@@ -143,7 +145,7 @@ class Client:
         kwargs.update(overrides)
         return cls(**kwargs)
 
-    def with_namespace(self, namespace: str) -> "Client":
+    def with_namespace(self, namespace: str) -> Client:
         """A client for `namespace` on the same address, closed together with this one."""
         check_identifier(namespace, "namespace")
         root = self._parent or self
@@ -186,7 +188,8 @@ class Client:
         req = {"client": self._conn.require()}
         if request:
             req.update(request)
-        return bridge().call(method, req, timeout=self._timeout(timeout), op=op)
+        resp: dict[str, Any] = bridge().call(method, req, timeout=self._timeout(timeout), op=op)
+        return resp
 
     def _call_blocking(
         self, method: str, request: dict[str, Any] | None = None, *, timeout: float | None
@@ -205,7 +208,7 @@ class Client:
         def run() -> None:
             try:
                 outcome["value"] = self._call(method, request, timeout=timeout, op=op)
-            except BaseException as exc:  # handed to the calling thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
                 outcome["error"] = exc
 
         worker = threading.Thread(target=run, name=f"nomad-ctr-{method}", daemon=True)
@@ -221,7 +224,8 @@ class Client:
             op.close()
         if "error" in outcome:
             raise outcome["error"]
-        return outcome["value"]
+        resp: dict[str, Any] = outcome["value"]
+        return resp
 
     def version(self, *, timeout: float | None = DEFAULT) -> Version:
         return Version.from_json(self._call("client.version", timeout=timeout))
@@ -238,7 +242,7 @@ class Client:
         topics: Iterable[str] | None = ("/tasks/exit", "/tasks/oom"),
         *,
         poll_interval: float = 1.0,
-    ) -> "EventStream":
+    ) -> EventStream:
         """One subscription to containerd's events in this namespace (see EventStream)."""
         from nomad_ctr.events import EventStream
 
@@ -258,7 +262,7 @@ class Client:
             view._conn.close()
         self._conn.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(

@@ -7,8 +7,9 @@ process); Container keeps that split internally and offers both through one obje
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nomad_ctr import errors
 from nomad_ctr._deadline import Deadline
@@ -19,7 +20,13 @@ from nomad_ctr.exec import ExecProcess
 from nomad_ctr.logs import LogFiles
 from nomad_ctr.refs import normalize_ref
 from nomad_ctr.signals import SignalLike, parse_signal
-from nomad_ctr.spec import ContainerSpec, _check_abs_path, _check_str, _check_str_list, _check_str_map
+from nomad_ctr.spec import (
+    ContainerSpec,
+    _check_abs_path,
+    _check_str,
+    _check_str_list,
+    _check_str_map,
+)
 from nomad_ctr.types import (
     ContainerInfo,
     ExecResult,
@@ -35,8 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Container", "ContainerCollection"]
 
-# How long Container.exec waits for a killed process after its timeout passed.
-_EXEC_KILL_GRACE = 5.0
+# Upper bound for reaping an exec process whose exit read() has already seen.
+_EXEC_REAP = 5.0
 
 
 def _not_found(exc: errors.NotFound, default: type[errors.NotFound]) -> errors.NotFound:
@@ -49,7 +56,7 @@ def _not_found(exc: errors.NotFound, default: type[errors.NotFound]) -> errors.N
 class Container:
     """A containerd container and its task. `with container:` deletes it on exit."""
 
-    def __init__(self, client: "Client", info: ContainerInfo, spec: ContainerSpec | None = None):
+    def __init__(self, client: Client, info: ContainerInfo, spec: ContainerSpec | None = None):
         self._client = client
         self._info = info
         self._spec = spec  # known only for containers created through this object
@@ -112,10 +119,12 @@ class Container:
         for name, value in (("stdout", stdout), ("stderr", stderr)):
             if value is not None:
                 _check_abs_path(value, name)
-        if stdout is None or stderr is None:
-            kept_out, kept_err = self.log_files.create()
-            stdout = stdout or kept_out
-            stderr = stderr or kept_err
+        missing = tuple(name for name, value in (("stdout", stdout), ("stderr", stderr))
+                        if value is None)
+        if missing:
+            kept = self.log_files.create(missing)
+            stdout = stdout or kept.get("stdout")
+            stderr = stderr or kept.get("stderr")
         req: dict[str, Any] = {"stdout": stdout, "stderr": stderr}
         if self._spec is not None and self._spec.tty:
             req["terminal"] = True
@@ -226,9 +235,10 @@ class Container:
 
         On timeout the process is killed and errors.Timeout raised.
         """
-        deadline = Deadline(check_timeout(timeout), f"exec {list(args)!r} in {self.id}")
+        argv = list(_check_str_list(args, "args", allow_empty_list=False))
+        deadline = Deadline(check_timeout(timeout), f"exec {argv!r} in {self.id}")
         out, err = bytearray(), bytearray()
-        with self.exec_stream(args, env=env, cwd=cwd, user=user,
+        with self.exec_stream(argv, env=env, cwd=cwd, user=user,
                               timeout=deadline.cap(self._client.timeout)) as proc:
             while True:
                 if deadline.expired():
@@ -239,7 +249,8 @@ class Container:
                 err += chunk.stderr
                 if chunk.exited:
                     break
-            code = proc.wait(_EXEC_KILL_GRACE if chunk.exit_code is not None else None)
+            # read() saw the exit, so this returns at once; it also deletes the process.
+            code = proc.wait(_EXEC_REAP)
         return ExecResult(exit_code=code, stdout=bytes(out), stderr=bytes(err))
 
     # --- lifetime -----------------------------------------------------------------
@@ -263,7 +274,7 @@ class Container:
             raise _not_found(exc, errors.ContainerNotFound) from None
         self.log_files.remove()
 
-    def __enter__(self) -> "Container":
+    def __enter__(self) -> Container:
         return self
 
     def __exit__(
@@ -279,7 +290,7 @@ class Container:
 
 
 class ContainerCollection:
-    def __init__(self, client: "Client") -> None:
+    def __init__(self, client: Client) -> None:
         self._client = client
 
     def _get_info(self, id: str, timeout: Any) -> ContainerInfo:
@@ -367,7 +378,9 @@ class ContainerCollection:
         ref = image.name if isinstance(image, Image) else normalize_ref(image, "image")
         cid = check_identifier(id, "id") if id is not None else f"run-{uuid.uuid4().hex[:16]}"
         deadline = Deadline(check_timeout(timeout), f"run {ref}")
-        quick = lambda: deadline.cap(self._client.timeout)  # noqa: E731
+        def quick() -> float:
+            return deadline.cap(self._client.timeout)
+
 
         images = self._client.images
         if not isinstance(image, Image) and not images.exists(ref, timeout=quick()):

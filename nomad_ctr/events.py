@@ -11,8 +11,9 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from nomad_ctr import errors
 from nomad_ctr._invalid import invalid
@@ -29,7 +30,7 @@ _BATCH = 64
 
 class EventStream(Iterator[Event]):
     def __init__(
-        self, client: "Client", topics: Iterable[str] | None, *, poll_interval: float = 1.0
+        self, client: Client, topics: Iterable[str] | None, *, poll_interval: float = 1.0
     ) -> None:
         topic_list = _check_topics(topics)
         self._poll = check_timeout(poll_interval, "poll_interval") or 1.0
@@ -54,7 +55,7 @@ class EventStream(Iterator[Event]):
     def closed(self) -> bool:
         return self._closed
 
-    def __iter__(self) -> "EventStream":
+    def __iter__(self) -> EventStream:
         return self
 
     def __next__(self) -> Event:
@@ -127,7 +128,7 @@ class EventStream(Iterator[Event]):
         self._sub.close()
         self._op.close()
 
-    def __enter__(self) -> "EventStream":
+    def __enter__(self) -> EventStream:
         return self
 
     def __exit__(

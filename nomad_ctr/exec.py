@@ -31,7 +31,7 @@ class ExecProcess:
     kills a process still running and releases its handle.
     """
 
-    def __init__(self, client: "Client", container_id: str, exec_id: str, handle: Any, pid: int):
+    def __init__(self, client: Client, container_id: str, exec_id: str, handle: Any, pid: int):
         self._client = client
         self.container_id = container_id
         self.exec_id = exec_id
@@ -52,7 +52,8 @@ class ExecProcess:
 
     def _call(self, method: str, req: dict[str, Any], timeout: float | None) -> dict[str, Any]:
         req = {"exec": self._require(), **req}
-        return bridge().call(method, req, timeout=timeout)
+        resp: dict[str, Any] = bridge().call(method, req, timeout=timeout)
+        return resp
 
     @property
     def exit_code(self) -> int | None:
@@ -132,7 +133,7 @@ class ExecProcess:
     def _t(self, timeout: float | None) -> float | None:
         return self._client.timeout if timeout is None else check_timeout(timeout)
 
-    def __enter__(self) -> "ExecProcess":
+    def __enter__(self) -> ExecProcess:
         return self
 
     def __exit__(

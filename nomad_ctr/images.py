@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from nomad_ctr import errors
 from nomad_ctr._invalid import invalid
@@ -27,7 +28,7 @@ _PROGRESS_POLL = 0.2
 
 
 class ImageCollection:
-    def __init__(self, client: "Client") -> None:
+    def __init__(self, client: Client) -> None:
         self._client = client
 
     def pull(
@@ -91,7 +92,7 @@ class ImageCollection:
         def run() -> None:
             try:
                 outcome["value"] = self._client._call("images.pull", req, timeout=timeout, op=op)
-            except BaseException as exc:  # handed to the calling thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
                 outcome["error"] = exc
 
         worker = threading.Thread(target=run, name="nomad-ctr-pull", daemon=True)
@@ -108,7 +109,8 @@ class ImageCollection:
             final = op.poll(0) or last or {"ref": req["ref"], "layers": []}
             final = dict(final, done=True)
             progress(PullProgress.from_json(final))
-            return outcome["value"]
+            resp: dict[str, Any] = outcome["value"]
+            return resp
         except BaseException:
             op.cancel()
             worker.join()

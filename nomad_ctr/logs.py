@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nomad_ctr._invalid import invalid
 
-__all__ = ["DEFAULT_STATE_DIR", "state_dir", "LogFiles"]
+__all__ = ["DEFAULT_STATE_DIR", "LogFiles", "state_dir"]
 
 DEFAULT_STATE_DIR = "/run/nomad-ctr"
 STREAMS = ("stdout", "stderr")
@@ -29,7 +29,7 @@ class LogFiles:
     directory: Path
 
     @classmethod
-    def for_container(cls, root: Path, namespace: str, container_id: str) -> "LogFiles":
+    def for_container(cls, root: Path, namespace: str, container_id: str) -> LogFiles:
         # namespace and id are validated identifiers (no "/" or ".."), so this stays in root.
         return cls(root / "logs" / namespace / container_id)
 
@@ -38,16 +38,16 @@ class LogFiles:
             raise invalid("stream", stream, "must be 'stdout' or 'stderr'")
         return self.directory / stream
 
-    def create(self) -> tuple[str, str]:
-        """Make the directory and empty files (kept if present); return their paths."""
+    def create(self, streams: tuple[str, ...] = STREAMS) -> dict[str, str]:
+        """Make the directory and the streams' files (kept if present); stream -> path."""
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
-        paths = []
-        for stream in STREAMS:
+        paths = {}
+        for stream in streams:
             p = self.path(stream)
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
             os.close(fd)
-            paths.append(str(p))
-        return paths[0], paths[1]
+            paths[stream] = str(p)
+        return paths
 
     def exists(self) -> bool:
         return self.directory.is_dir()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from nomad_ctr._invalid import invalid
 
-__all__ = ["ImageRef", "parse_ref", "normalize_ref", "registry_host"]
+__all__ = ["ImageRef", "normalize_ref", "parse_ref", "registry_host"]
 
 DEFAULT_REGISTRY = "docker.io"
 DOCKER_HUB_HOST = "registry-1.docker.io"

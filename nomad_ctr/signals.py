@@ -27,9 +27,10 @@ def parse_signal(sig: SignalLike, field: str = "signal") -> int:
             number = int(text)
         else:
             name = text if text.startswith("SIG") else f"SIG{text}"
-            number = _by_name(name)
-            if number is None:
+            found = _by_name(name)
+            if found is None:
                 raise invalid(field, sig, "unknown signal name")
+            number = found
     else:
         raise invalid(field, sig, "a signal is a name, a number or signal.Signals")
     if not 1 <= number <= _SIGRTMAX:

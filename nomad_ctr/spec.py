@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from nomad_ctr._invalid import invalid
 
-__all__ = ["ContainerSpec", "Mount", "Device", "parse_size", "CAPABILITIES"]
+__all__ = ["CAPABILITIES", "ContainerSpec", "Device", "Mount", "parse_size"]
 
 # Linux capabilities known to runc (capability.h, up to CAP_CHECKPOINT_RESTORE).
 CAPABILITIES = frozenset(
     "CAP_" + name
-    for name in """CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
-    LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER
-    SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE
-    SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP
-    MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF
-    CHECKPOINT_RESTORE""".split()
+    for name in ["CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"]
 )
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -62,14 +58,14 @@ def _check_str(value: Any, field: str, *, allow_empty: bool = False) -> str:
         raise invalid(field, value, "must not be empty")
     if "\x00" in value:
         raise invalid(field, value, "must not contain NUL bytes")
-    return value
+    return str(value)
 
 
 def _check_abs_path(value: Any, field: str) -> str:
-    _check_str(value, field)
-    if not value.startswith("/"):
+    path = _check_str(value, field)
+    if not path.startswith("/"):
         raise invalid(field, value, "must be an absolute path")
-    return value
+    return path
 
 
 def _check_bool(value: Any, field: str) -> bool:
@@ -152,12 +148,12 @@ class Mount:
         object.__setattr__(self, "options", _check_str_list(self.options, "mount.options"))
 
     @classmethod
-    def bind(cls, source: str, destination: str, *, readonly: bool = False) -> "Mount":
+    def bind(cls, source: str, destination: str, *, readonly: bool = False) -> Mount:
         options = ("rbind", "ro" if readonly else "rw")
         return cls("bind", source, destination, options)
 
     @classmethod
-    def tmpfs(cls, destination: str, *, size: int | str | None = None) -> "Mount":
+    def tmpfs(cls, destination: str, *, size: int | str | None = None) -> Mount:
         options = ["nosuid", "nodev", "noexec"]
         if size is not None:
             options.append(f"size={parse_size(size, 'mount.size')}")
@@ -248,7 +244,9 @@ class ContainerSpec:
     no_new_privileges: bool = False
 
     def __post_init__(self) -> None:
-        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        def set_(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
 
         for name in ("args", "entrypoint", "command"):
             value = getattr(self, name)
@@ -351,11 +349,11 @@ class ContainerSpec:
             out.append(item)
         return tuple(out)
 
-    def replace(self, **changes: Any) -> "ContainerSpec":
+    def replace(self, **changes: Any) -> ContainerSpec:
         """A new spec with `changes` applied (and validated)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
-            name = sorted(unknown)[0]
+            name = min(unknown)
             raise invalid(name, changes[name], "not a ContainerSpec field")
         return dataclasses.replace(self, **changes)
 

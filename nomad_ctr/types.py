@@ -9,29 +9,30 @@ from __future__ import annotations
 import enum
 import re
 import signal as _signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
-    "Version",
-    "ImageConfig",
-    "Image",
     "ContainerInfo",
+    "CpuMetrics",
+    "Event",
+    "ExecOutput",
+    "ExecResult",
+    "ExitStatus",
+    "Image",
+    "ImageConfig",
+    "LayerProgress",
+    "LayerStatus",
+    "MemoryMetrics",
+    "Metrics",
+    "PidsMetrics",
+    "PullProgress",
+    "RunResult",
     "TaskState",
     "TaskStatus",
-    "ExitStatus",
-    "ExecResult",
-    "ExecOutput",
-    "CpuMetrics",
-    "MemoryMetrics",
-    "PidsMetrics",
-    "Metrics",
-    "LayerStatus",
-    "LayerProgress",
-    "PullProgress",
-    "Event",
-    "RunResult",
+    "Version",
     "parse_time",
 ]
 
@@ -74,7 +75,7 @@ class Version:
     revision: str
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Version":
+    def from_json(cls, d: Mapping[str, Any]) -> Version:
         return cls(version=str(d.get("version", "")), revision=str(d.get("revision", "")))
 
 
@@ -91,7 +92,7 @@ class ImageConfig:
     stop_signal: str = ""
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> "ImageConfig":
+    def from_json(cls, d: Mapping[str, Any] | None) -> ImageConfig:
         d = d or {}
         env: dict[str, str] = {}
         for item in d.get("env") or ():
@@ -118,7 +119,7 @@ class Image:
     config: ImageConfig
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Image":
+    def from_json(cls, d: Mapping[str, Any]) -> Image:
         return cls(
             name=d["name"],
             digest=d.get("digest") or "",
@@ -140,7 +141,7 @@ class ContainerInfo:
     created_at: datetime | None
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "ContainerInfo":
+    def from_json(cls, d: Mapping[str, Any]) -> ContainerInfo:
         return cls(
             id=d["id"],
             image=d.get("image") or "",
@@ -161,7 +162,7 @@ class TaskState(str, enum.Enum):
     UNKNOWN = "unknown"
 
     @classmethod
-    def parse(cls, value: str | None) -> "TaskState":
+    def parse(cls, value: str | None) -> TaskState:
         try:
             return cls(value or "unknown")
         except ValueError:
@@ -176,7 +177,7 @@ class TaskStatus:
     exited_at: datetime | None
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "TaskStatus":
+    def from_json(cls, d: Mapping[str, Any]) -> TaskStatus:
         state = TaskState.parse(d.get("status"))
         exit_code = _opt_int(d.get("exit_code"))
         # containerd reports exit_code 0 for tasks that have not exited; hide it.
@@ -213,7 +214,7 @@ class ExitStatus:
         return None
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any], *, oom_killed: bool = False) -> "ExitStatus":
+    def from_json(cls, d: Mapping[str, Any], *, oom_killed: bool = False) -> ExitStatus:
         return cls(
             exit_code=int(d.get("exit_code") or 0),
             exited_at=parse_time(d.get("exited_at")),
@@ -247,7 +248,7 @@ class CpuMetrics:
     throttled_time_ns: int | None = None
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> "CpuMetrics":
+    def from_json(cls, d: Mapping[str, Any] | None) -> CpuMetrics:
         d = d or {}
         return cls(**{name: _opt_int(d.get(name)) for name in cls.__dataclass_fields__})
 
@@ -263,7 +264,7 @@ class MemoryMetrics:
     oom_events: int | None = None
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> "MemoryMetrics":
+    def from_json(cls, d: Mapping[str, Any] | None) -> MemoryMetrics:
         d = d or {}
         return cls(**{name: _opt_int(d.get(name)) for name in cls.__dataclass_fields__})
 
@@ -274,7 +275,7 @@ class PidsMetrics:
     limit: int | None = None
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> "PidsMetrics":
+    def from_json(cls, d: Mapping[str, Any] | None) -> PidsMetrics:
         d = d or {}
         return cls(current=_opt_int(d.get("current")), limit=_opt_int(d.get("limit")))
 
@@ -290,7 +291,7 @@ class Metrics:
     pids: PidsMetrics
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Metrics":
+    def from_json(cls, d: Mapping[str, Any]) -> Metrics:
         return cls(
             cgroup=d.get("cgroup") or "",
             timestamp=parse_time(d.get("timestamp")),
@@ -315,7 +316,7 @@ class LayerProgress:
     total: int
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "LayerProgress":
+    def from_json(cls, d: Mapping[str, Any]) -> LayerProgress:
         try:
             status = LayerStatus(d.get("status") or "waiting")
         except ValueError:
@@ -360,7 +361,7 @@ class PullProgress:
         return min(1.0, self.offset / total) if total else 0.0
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "PullProgress":
+    def from_json(cls, d: Mapping[str, Any]) -> PullProgress:
         return cls(
             ref=d.get("ref") or "",
             layers=tuple(LayerProgress.from_json(x) for x in d.get("layers") or ()),
@@ -382,7 +383,7 @@ class Event:
     pid: int | None = None
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Event":
+    def from_json(cls, d: Mapping[str, Any]) -> Event:
         return cls(
             topic=d.get("topic") or "",
             container_id=d.get("container_id") or "",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import subprocess
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -32,7 +32,7 @@ def ctr(stack) -> Ctr:
     def run(namespace: str, *args: str, check: bool = True) -> str:
         proc = subprocess.run(
             ["ctr", "--address", stack.containerd_address, "-n", namespace, *args],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"ctr {' '.join(args)} failed: {proc.stderr.strip()}")

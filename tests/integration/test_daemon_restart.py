@@ -12,8 +12,8 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -116,7 +116,7 @@ def test_wait_raises_unavailable_then_rewait(daemon: Daemon, images, cid: str) -
         def wait() -> None:
             try:
                 outcome["result"] = c.wait()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - asserted below
                 outcome["error"] = exc
 
         waiter = threading.Thread(target=wait, daemon=True)

@@ -73,8 +73,9 @@ def test_log_files(tmp_path, monkeypatch) -> None:
     root = state_dir()
     assert root == tmp_path
     files = LogFiles.for_container(root, "ns1", "c1")
-    out, err = files.create()
-    assert out == str(tmp_path / "logs/ns1/c1/stdout") and err.endswith("/stderr")
+    paths = files.create()
+    out = paths["stdout"]
+    assert out == str(tmp_path / "logs/ns1/c1/stdout") and paths["stderr"].endswith("/stderr")
     with open(out, "ab") as f:
         f.write(b"hello\n")
     files.create()  # existing files are kept, not truncated
@@ -84,5 +85,8 @@ def test_log_files(tmp_path, monkeypatch) -> None:
     files.remove()
     assert not files.exists()
     files.remove()  # idempotent
+    assert list(files.create(("stderr",))) == ["stderr"]
+    assert not files.path("stdout").exists()
+    files.remove()
     monkeypatch.delenv("NOMAD_CTR_STATE_DIR")
     assert str(state_dir()) == "/run/nomad-ctr"

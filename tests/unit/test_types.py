@@ -8,7 +8,14 @@ from datetime import datetime, timezone
 import pytest
 
 from nomad_ctr import (
-    Event, ExitStatus, Image, LayerStatus, Metrics, PullProgress, TaskState, TaskStatus,
+    Event,
+    ExitStatus,
+    Image,
+    LayerStatus,
+    Metrics,
+    PullProgress,
+    TaskState,
+    TaskStatus,
 )
 from nomad_ctr.types import ContainerInfo, parse_time
 
