@@ -106,9 +106,9 @@ class ImageCollection:
                     progress(PullProgress.from_json(snap))
             if "error" in outcome:
                 raise outcome["error"]
-            final = op.poll(0) or last or {"ref": req["ref"], "layers": []}
-            final = dict(final, done=True)
-            progress(PullProgress.from_json(final))
+            final = dict(op.poll(0) or last or {"ref": req["ref"], "layers": []}, done=True)
+            if final != last:  # the caller always sees one done snapshot, and only one
+                progress(PullProgress.from_json(final))
             resp: dict[str, Any] = outcome["value"]
             return resp
         except BaseException:

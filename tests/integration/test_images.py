@@ -109,3 +109,14 @@ def test_progress_callback_error_cancels_pull(client: Client, images) -> None:
 def test_get_missing_image(client: Client, stack) -> None:
     with pytest.raises(errors.ImageNotFound):
         client.images.get(f"{stack.registry}/nomad-ctr/never-pulled:latest")
+
+
+def test_pull_progress_reports_layers(client: Client, images) -> None:
+    snaps: list[PullProgress] = []
+    img = client.images.pull(images.big, timeout=300, progress=snaps.append)
+    assert img.size > 40_000_000
+    final = snaps[-1]
+    assert final.done and len(final.layers) >= 2
+    assert final.total >= img.size * 0.9 or final.layers_done == len(final.layers)
+    assert all(0.0 <= s.fraction <= 1.0 for s in snaps)
+    assert [s.done for s in snaps].count(True) == 1

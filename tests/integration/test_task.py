@@ -178,3 +178,28 @@ def test_ctrl_c_interrupts_wait(client: Client, plain: str, cid: str) -> None:
     assert proc.stdout.strip() == "interrupted", proc.stderr
     with pytest.raises(errors.ContainerNotFound):
         client.containers.get(cid)
+
+
+def test_exec_stream_tty_and_resize(sleeper: Container) -> None:
+    # The process waits for a line on stdin so the resize lands before `stty size` runs.
+    with sleeper.exec_stream(["sh", "-c", "read x; tty; stty size"], tty=True, stdin=True) as proc:
+        proc.resize(100, 40)
+        proc.write(b"go\n")
+        out = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chunk = proc.read(timeout=1)
+            out += chunk.stdout + chunk.stderr
+            if chunk.exited:
+                break
+        assert proc.wait(timeout=10) == 0
+    lines = out.decode().split("\r\n")
+    assert lines[1].startswith("/dev/pts/") and lines[2] == "40 100", out
+
+
+def test_run_with_tty(client: Client, plain: str) -> None:
+    spec = ContainerSpec(tty=True, args=["sh", "-c", "tty; echo err >&2"])
+    result = client.containers.run(plain, spec=spec, timeout=60)
+    # a terminal merges stderr into stdout, with CRLF line ends
+    assert result.stdout.split(b"\r\n")[:2] == [b"/dev/pts/0", b"err"], result
+    assert result.stderr == b""
