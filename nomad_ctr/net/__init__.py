@@ -34,7 +34,7 @@ from .resolvconf import (
     parse_resolv_conf,
     write_resolv_conf,
 )
-from .sandbox import create_sandbox, destroy_sandbox, netns_name_for
+from .sandbox import attachment_id, create_sandbox, destroy_sandbox, netns_name_for
 
 __all__ = [
     "CNIDNS",
@@ -53,6 +53,7 @@ __all__ = [
     "NetworkAttachment",
     "PortMapping",
     "ResolvConf",
+    "attachment_id",
     "build_conflist",
     "build_hosts",
     "build_resolv_conf",

@@ -18,6 +18,20 @@ from .ports import PortMapping
 NETNS_PREFIX = "nomad-ctr-"
 
 
+def attachment_id(namespace: str, container_id: str) -> str:
+    """A host-unique ID for a container: CNI, IPAM and our state are per host,
+    while containerd IDs are only unique within a containerd namespace."""
+    joined = f"{namespace}.{container_id}"
+    try:
+        validate_container_id(joined)
+    except ValueError:
+        raise ValueError(
+            f"namespace/container_id: cannot form an attachment ID from "
+            f"{namespace!r} and {container_id!r}"
+        ) from None
+    return joined
+
+
 def netns_name_for(container_id: str) -> str:
     """The /var/run/netns name we use for ``container_id``."""
     validate_container_id(container_id)
@@ -32,7 +46,9 @@ def create_sandbox(
 ) -> NetworkAttachment:
     """Create /var/run/netns/nomad-ctr-<id> and attach it to the bridge network.
 
-    On failure the namespace is removed again before the error is raised.
+    ``container_id`` must be unique on the host (see :func:`attachment_id`).
+    On failure the namespace is removed again before the error is raised. If
+    a crash left this ID's namespace behind, call :func:`destroy_sandbox` first.
     """
     path = create_netns(netns_name_for(container_id))
     try:

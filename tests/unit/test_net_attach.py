@@ -94,3 +94,11 @@ def test_lock_waiter_ends_up_holding_the_file_at_the_path(tmp_path: Path) -> Non
     first.__exit__(None, None, None)
     thread.join(10)
     assert seen == [True]
+
+
+def test_attachment_id() -> None:
+    from nomad_ctr.net import attachment_id
+
+    assert attachment_id("nomad", "web-1") == "nomad.web-1"
+    with pytest.raises(ValueError, match="'bad ns'"):
+        attachment_id("bad ns", "web")
