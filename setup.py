@@ -58,7 +58,7 @@ def build_gobridge(output: Path = OUTPUT) -> None:
 
 class build_go(Command):
     description = "build gobridge/ into nomad_ctr/_bridge/libgobridge.so"
-    user_options: list[tuple[str, str | None, str]] = []
+    user_options: list[tuple[str, str | None, str]] = []  # noqa: RUF012 (distutils API)
 
     def initialize_options(self) -> None:
         pass

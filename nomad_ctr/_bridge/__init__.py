@@ -10,6 +10,14 @@ from ._loader import check_handshake, info, is_loaded, library_path
 from .calls import Handle, Op, call, status_name, timeout_ms
 
 __all__ = [
-    "BridgeError", "Handle", "Op", "call", "check_handshake", "info", "is_loaded",
-    "library_path", "status_name", "timeout_ms",
+    "BridgeError",
+    "Handle",
+    "Op",
+    "call",
+    "check_handshake",
+    "info",
+    "is_loaded",
+    "library_path",
+    "status_name",
+    "timeout_ms",
 ]

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import cffi
+import cffi  # type: ignore[import-untyped]
 
 from nomad_ctr import __version__
 from nomad_ctr.errors import BridgeError

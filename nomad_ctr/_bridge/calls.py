@@ -6,12 +6,15 @@ import json
 import math
 import threading
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nomad_ctr import errors
 
 from . import _loader
 from ._loader import ffi
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _STATUS_NAMES = {
     0: "OK", 1: "UNKNOWN", 2: "INVALID_ARGUMENT", 3: "NOT_FOUND", 4: "ALREADY_EXISTS",
@@ -29,7 +32,7 @@ def timeout_ms(timeout: float | None) -> int:
     """Seconds to the bridge's milliseconds; None means no deadline (0)."""
     if timeout is None:
         return 0
-    if timeout != timeout or timeout < 0:  # NaN or negative
+    if math.isnan(timeout) or timeout < 0:
         raise errors.InvalidArgument(f"invalid timeout {timeout!r}: must be >= 0 seconds or None")
     return max(1, math.ceil(timeout * 1000))
 
@@ -40,7 +43,8 @@ def _take(out: Any, out_len: Any) -> bytes:
     if ptr == ffi.NULL:
         return b""
     try:
-        return ffi.buffer(ptr, out_len[0])[:]
+        data: bytes = ffi.buffer(ptr, out_len[0])[:]
+        return data
     finally:
         _loader.lib().gb_free(ptr)
 
@@ -109,7 +113,7 @@ class Handle:
         if status not in (0, 3):  # NOT_FOUND: already gone on the Go side
             raise errors.from_status(status_name(status), f"gb_release of {self.kind} failed")
 
-    def __enter__(self) -> Handle:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -142,6 +146,3 @@ class Op(Handle):
             _raise_for(status, raw, "op.poll")
         progress: dict[str, Any] = json.loads(raw) if raw else {}
         return progress
-
-    def __enter__(self) -> Op:
-        return self

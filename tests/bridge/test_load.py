@@ -43,7 +43,7 @@ def test_handshake_refuses_other_abi() -> None:
 def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env}, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env}, timeout=60, check=False,
     )
 
 
@@ -92,7 +92,7 @@ def test_import_does_not_load_the_go_runtime() -> None:
 def _decls(text: str) -> list[str]:
     """Function declarations normalised: no const, no parameter names, single spaces."""
     out = []
-    for m in re.finditer(r"^(?:extern\s+)?([\w ]+?\**)\s*\b(gb_\w+)\s*\(([^)]*)\);", text, re.M):
+    for m in re.finditer(r"^(?:extern\s+)?([\w ]+?\**)\s*\b(gb_\w+)\s*\(([^)]*)\);", text, re.MULTILINE):
         ret, name, params = m.groups()
         types = []
         for p in params.split(","):
