@@ -1,0 +1,221 @@
+"""Nomad's TaskConfig + the job's validated config -> a nomad_ctr.ContainerSpec.
+
+Process semantics (those of the Roblox driver, which our users' jobs were written for):
+- `command` set: argv = [command, *args]; the image's ENTRYPOINT and CMD are not used.
+- `entrypoint` set: it replaces the image ENTRYPOINT; CMD becomes [command?, *args]
+  (the image CMD is dropped, as with docker's --entrypoint).
+- only `args`: they replace the image CMD and follow the image ENTRYPOINT.
+- nothing: the image's ENTRYPOINT + CMD.
+
+Relative mount sources are resolved inside the task dir and may not leave it (no
+`..`, no symlink pointing outside). Bad input raises ConfigError (INVALID_ARGUMENT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+from nomad_ctr import ContainerSpec, Device, Mount, errors
+from nomad_ctr._pb import driver_pb2
+from nomad_ctr.driver.config import ConfigError, DriverConfig, MountConfig, TaskConfig
+from nomad_ctr.net import default_hostname
+
+__all__ = [
+    "LABEL_PREFIX",
+    "NetPlan",
+    "container_id_for",
+    "task_dir",
+    "build_spec",
+    "task_labels",
+    "default_task_hostname",
+]
+
+LABEL_PREFIX = "com.hashicorp.nomad."
+MAX_ID = 76
+_ID_PART = re.compile(r"[^A-Za-z0-9]+")
+_PROPAGATION = {"": "rprivate", "private": "rprivate", "host-to-task": "rslave", "bidirectional": "rshared"}
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class NetPlan:
+    """The network step's decision: which netns, and /etc files to mount."""
+
+    host_network: bool = False
+    netns_path: str | None = None
+    etc_mounts: tuple[tuple[str, str], ...] = ()  # (host path, container path), read-only
+    hostname: str | None = None
+    etc_dir: str = ""  # generated files live here (removed on destroy)
+    notes: tuple[str, ...] = field(default=())
+
+
+def _slug(text: str, limit: int) -> str:
+    return _ID_PART.sub("-", text).strip("-")[:limit].strip("-")
+
+
+def container_id_for(alloc_id: str, task_name: str) -> str:
+    """Deterministic, valid for containerd (^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$, <= 76)."""
+    digest = hashlib.sha256(f"{alloc_id}\x00{task_name}".encode()).hexdigest()[:10]
+    parts = [p for p in (_slug(alloc_id, 36), _slug(task_name, 24), digest) if p]
+    cid = ".".join(parts)
+    return cid[:MAX_ID]
+
+
+def default_task_hostname(task: driver_pb2.TaskConfig) -> str:
+    return default_hostname(f"{task.name}-{task.alloc_id[:8]}" if task.alloc_id else task.name or "task")
+
+
+def task_dir(task: driver_pb2.TaskConfig) -> str:
+    return os.path.join(task.alloc_dir, task.name)
+
+
+def task_labels(task: driver_pb2.TaskConfig) -> dict[str, str]:
+    """Ownership labels (a future reconciler finds our containers by them)."""
+    return {
+        LABEL_PREFIX + "alloc_id": task.alloc_id,
+        LABEL_PREFIX + "task_name": task.name,
+        LABEL_PREFIX + "task_id": task.id,
+        LABEL_PREFIX + "job_name": task.job_name,
+        LABEL_PREFIX + "job_id": task.job_id,
+        LABEL_PREFIX + "task_group": task.task_group_name,
+        LABEL_PREFIX + "namespace": task.namespace,
+    }
+
+
+def _process(tc: TaskConfig) -> dict[str, object]:
+    if tc.entrypoint is not None:
+        cmd = ([tc.command] if tc.command else []) + list(tc.args)
+        return {"entrypoint": tc.entrypoint, "command": tuple(cmd)}
+    if tc.command:
+        return {"args": (tc.command, *tc.args)}
+    if tc.args:
+        return {"command": tc.args}
+    return {}
+
+
+def _inside(base: str, path: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def _resolve_source(task: driver_pb2.TaskConfig, index: int, m: MountConfig) -> str:
+    source = m.source or ""
+    if source.startswith("/"):
+        return source
+    base = os.path.realpath(task_dir(task))
+    resolved = os.path.realpath(os.path.join(base, source))
+    if not _inside(base, resolved):
+        raise ConfigError("task", f"mounts[{index}].source", "resolves outside the task directory", source)
+    if not os.path.exists(resolved):
+        raise ConfigError("task", f"mounts[{index}].source", f"does not exist in the task directory ({resolved})", source)
+    return resolved
+
+
+def _config_mount(task: driver_pb2.TaskConfig, index: int, m: MountConfig) -> Mount:
+    if m.type == "tmpfs":
+        return Mount("tmpfs", "tmpfs", m.target, m.options or ("nosuid", "nodev"))
+    options = list(m.options)
+    if not any(o in ("bind", "rbind") for o in options):
+        options.insert(0, "rbind")
+    if not any(o in ("ro", "rw") for o in options):
+        options.append("rw")
+    return Mount("bind", _resolve_source(task, index, m), m.target, tuple(options))
+
+
+def _alloc_mounts(task: driver_pb2.TaskConfig) -> list[Mount]:
+    if not task.alloc_dir:
+        return []
+    tdir = task_dir(task)
+    pairs = [
+        (os.path.join(task.alloc_dir, "alloc"), "/alloc"),
+        (os.path.join(tdir, "local"), "/local"),
+        (os.path.join(tdir, "secrets"), "/secrets"),
+    ]
+    out = []
+    for source, dest in pairs:
+        os.makedirs(source, exist_ok=True)
+        out.append(Mount.bind(source, dest))
+    return out
+
+
+def _volume_mounts(task: driver_pb2.TaskConfig) -> list[Mount]:
+    out = []
+    for i, m in enumerate(task.mounts):
+        if not m.host_path.startswith("/") or not m.task_path.startswith("/"):
+            raise ConfigError("task", f"volume_mount[{i}]", "needs absolute host and task paths",
+                              f"{m.host_path}:{m.task_path}")
+        propagation = _PROPAGATION.get(m.propagation_mode)
+        if propagation is None:
+            raise ConfigError("task", f"volume_mount[{i}].propagation_mode", "is not private, host-to-task or bidirectional",
+                              m.propagation_mode)
+        out.append(Mount("bind", m.host_path, m.task_path, ("rbind", "ro" if m.readonly else "rw", propagation)))
+    return out
+
+
+def _devices(task: driver_pb2.TaskConfig, tc: TaskConfig) -> list[Device]:
+    out = [Device(path) for path in tc.devices]
+    for d in task.devices:
+        out.append(Device(d.host_path, d.task_path or None, d.cgroup_permissions or "rwm"))
+    return out
+
+
+def _resources(task: driver_pb2.TaskConfig) -> dict[str, object]:
+    res = task.resources
+    out: dict[str, object] = {}
+    linux = res.linux_resources
+    shares = linux.cpu_shares or res.allocated_resources.cpu.cpu_shares
+    if shares > 0:
+        out["cpu_shares"] = max(2, min(262144, int(shares)))
+    if linux.cpuset_cpus:
+        out["cpuset_cpus"] = linux.cpuset_cpus
+    mem = res.allocated_resources.memory
+    memory_mb, max_mb = int(mem.memory_mb), int(mem.memory_max_mb)
+    if max_mb > 0:
+        limit_mb = max(max_mb, memory_mb)
+    elif max_mb < 0:  # memory_max = -1: no hard limit, only the reservation
+        limit_mb = 0
+    else:
+        limit_mb = memory_mb
+    if limit_mb == 0 and max_mb == 0 and linux.memory_limit_bytes > 0:
+        out["memory_limit"] = int(linux.memory_limit_bytes)
+    elif limit_mb > 0:
+        out["memory_limit"] = limit_mb * MIB
+    if memory_mb > 0:
+        out["memory_reservation"] = memory_mb * MIB
+    return out
+
+
+def build_spec(task: driver_pb2.TaskConfig, tc: TaskConfig, driver: DriverConfig, net: NetPlan) -> ContainerSpec:
+    """The container spec; ConfigError names the field of anything invalid."""
+    mounts: list[Mount] = _alloc_mounts(task)
+    mounts += _volume_mounts(task)
+    mounts += [_config_mount(task, i, m) for i, m in enumerate(tc.mounts)]
+    mounts += [Mount("bind", src, dst, ("rbind", "ro")) for src, dst in net.etc_mounts]
+    fields: dict[str, object] = dict(
+        env=dict(task.env),
+        cwd=tc.cwd,
+        user=task.user or None,
+        hostname=None if net.host_network else (tc.hostname or net.hostname or default_task_hostname(task)),
+        mounts=tuple(mounts),
+        host_network=net.host_network,
+        netns_path=net.netns_path,
+        host_pid=tc.pid_mode == "host",
+        privileged=tc.privileged,
+        cap_add=tc.cap_add,
+        cap_drop=tc.cap_drop,
+        devices=tuple(_devices(task, tc)),
+        seccomp=tc.seccomp and not tc.privileged,
+        seccomp_profile=tc.seccomp_profile if not tc.privileged else None,
+        readonly_rootfs=tc.readonly_rootfs,
+        shm_size=tc.shm_size,
+        sysctls=dict(tc.sysctl),
+        pids_limit=tc.pids_limit,
+    )
+    fields.update(_process(tc))
+    fields.update(_resources(task))
+    try:
+        return ContainerSpec(**fields)  # type: ignore[arg-type]
+    except errors.InvalidArgument as exc:
+        raise ConfigError("task", "(container spec)", str(exc)) from None
