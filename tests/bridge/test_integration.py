@@ -259,3 +259,28 @@ def test_many_clients_leave_no_handles(bridge, raw_client) -> None:  # type: ign
         with bridge.Handle(h, "client"):
             bridge.call("client.version", {"client": h})
     assert bridge.call("debug.handles", {})["total"] == before
+
+
+def test_exec_with_a_terminal_and_resize(raw_client, pulled) -> None:  # type: ignore[no-untyped-def]
+    cid = "tty"
+    raw_client.call("containers.create", {"id": cid, "image": pulled["plain"], "spec": {"args": ["sleep", "600"]}})
+    try:
+        raw_client.call("tasks.create", {"id": cid})
+        raw_client.call("tasks.start", {"id": cid})
+        ex = raw_client.call("tasks.exec", {"id": cid, "exec_id": "t", "tty": True, "stdin": True,
+                                            "args": ["sh", "-c", "read l; stty size; tty; echo got $l"]})
+        with raw_client.bridge.Handle(ex["exec"], "exec"):
+            bridge = raw_client.bridge
+            bridge.call("exec.resize", {"exec": ex["exec"], "width": 100, "height": 40}, timeout=10)
+            bridge.call("exec.write", {"exec": ex["exec"], "data": base64.b64encode(b"abc\n").decode()}, timeout=10)
+            out = b""
+            while True:
+                r = bridge.call("exec.read", {"exec": ex["exec"]}, timeout=10)
+                out += base64.b64decode(r["stdout"])
+                assert r["stderr"] == ""  # a terminal merges stderr into stdout
+                if r["exited"]:
+                    break
+        assert out.replace(b"\r\n", b"\n") == b"abc\n40 100\n/dev/pts/0\ngot abc\n"
+        assert r["exit_code"] == 0
+    finally:
+        raw_client.call("containers.delete", {"id": cid, "force": True}, timeout=30)
