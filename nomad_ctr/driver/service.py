@@ -26,7 +26,7 @@ from nomad_ctr.driver.execs import ExecTimeout, run_exec, stream_exec
 from nomad_ctr.driver.exits import ExitWatcher
 from nomad_ctr.driver.fingerprint import fingerprints
 from nomad_ctr.driver.handle import ExitInfo, TaskHandle
-from nomad_ctr.driver.state import TaskStore
+from nomad_ctr.driver.state import StateError, TaskStore
 from nomad_ctr.driver.stats import CpuSampler, stats_response
 from nomad_ctr.driver.taskrunner import TaskRunner, as_driver_error
 from nomad_ctr.signals import parse_signal
@@ -119,7 +119,7 @@ class DriverService(driver_pb2_grpc.DriverServicer):
             raise InvalidArgument("RecoverTask: handle is required")
         try:
             self.runner.recover(request.handle, request.task_id)
-        except errors.ContainerdError as exc:
+        except (errors.ContainerdError, StateError) as exc:
             raise as_driver_error(exc, "recover task") from None
         return driver_pb2.RecoverTaskResponse()
 

@@ -55,7 +55,7 @@ def plugin(stack, namespace: str, ns_client: Client, tmp_path: Path) -> Iterator
     try:
         yield p
     finally:
-        for handle in p.service.store.all():
+        for handle in [] if p.closed else p.service.store.all():
             try:
                 p.destroy(handle.task_id)
             except grpc.RpcError:

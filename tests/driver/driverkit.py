@@ -146,9 +146,13 @@ class Plugin:
     def destroy(self, task_id: str) -> None:
         self.driver.DestroyTask(driver_pb2.DestroyTaskRequest(task_id=task_id, force=True), timeout=60)
 
+    closed: bool = False
+
     def close(self) -> None:
-        self.channel.close()
-        self.server.stop(0.2)
+        if not self.closed:
+            self.closed = True
+            self.channel.close()
+            self.server.stop(0.2)
 
 
 def start_plugin(tmp: Path, namespace: str, address: str, **config: Any) -> Plugin:
