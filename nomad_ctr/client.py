@@ -188,7 +188,15 @@ class Client:
         req = {"client": self._conn.require()}
         if request:
             req.update(request)
-        resp: dict[str, Any] = bridge().call(method, req, timeout=self._timeout(timeout), op=op)
+        seconds = self._timeout(timeout)
+        try:
+            resp: dict[str, Any] = bridge().call(method, req, timeout=seconds, op=op)
+        except errors.Unknown as exc:
+            # containerd propagates our deadline; when its side fires first the error comes
+            # back as UNKNOWN "context deadline exceeded". It is still our timeout.
+            if seconds is not None and "deadline exceeded" in exc.message:
+                raise errors.Timeout(exc.message, method=exc.method) from None
+            raise
         return resp
 
     def _call_blocking(

@@ -40,6 +40,17 @@ class LogFiles:
 
     def create(self, streams: tuple[str, ...] = STREAMS) -> dict[str, str]:
         """Make the directory and the streams' files (kept if present); stream -> path."""
+        for attempt in range(3):
+            try:
+                return self._create(streams)
+            except FileNotFoundError:
+                # remove() of another container pruned the namespace directory between
+                # our mkdir and open; make it again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create(self, streams: tuple[str, ...]) -> dict[str, str]:
         self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
         paths = {}
         for stream in streams:
@@ -56,4 +67,9 @@ class LogFiles:
         return self.path(stream).read_bytes()
 
     def remove(self) -> None:
+        """Remove the container's logs, and its namespace directory once empty."""
         shutil.rmtree(self.directory, ignore_errors=True)
+        try:
+            self.directory.parent.rmdir()
+        except OSError:
+            pass  # not empty (other containers) or already gone

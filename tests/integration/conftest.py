@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,9 +51,7 @@ def client(stack, namespace: str, ctr: Ctr, tmp_path_factory: pytest.TempPathFac
     finally:
         _empty_namespace(c)
         c.close()
-        ctr(namespace, "namespaces", "remove", namespace, check=False)
-        # namespaces are global objects: "ctr namespaces rm" works from any -n
-        ctr("default", "namespaces", "remove", namespace, check=False)
+        _remove_namespace(ctr, namespace)
 
 
 def _empty_namespace(c: Client) -> None:
@@ -66,6 +65,20 @@ def _empty_namespace(c: Client) -> None:
             c.images.remove(image.name, sync=True)
         except errors.NotFound:
             pass
+
+
+def _remove_namespace(ctr: Ctr, namespace: str) -> None:
+    # Leases a failed pull may leave (see test_images) would keep content alive; the
+    # snapshotter removes unpacked layers shortly after the images go, so retry a while.
+    leases = ctr(namespace, "leases", "ls", "-q", check=False).split()
+    if leases:
+        ctr(namespace, "leases", "rm", "--sync", *leases, check=False)
+    deadline = time.monotonic() + 30
+    while namespace in ctr(namespace, "namespaces", "ls", "-q").split():
+        ctr(namespace, "namespaces", "remove", namespace, check=False)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"namespace {namespace} still not empty after the tests")
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -120,3 +120,13 @@ def test_pull_progress_reports_layers(client: Client, images) -> None:
     assert final.total >= img.size * 0.9 or final.layers_done == len(final.layers)
     assert all(0.0 <= s.fraction <= 1.0 for s in snaps)
     assert [s.done for s in snaps].count(True) == 1
+
+
+@pytest.mark.xfail(reason="gobridge: images.pull leaves its lease when the pull times out or "
+                   "is cancelled (containerd's lease done() runs on the expired context)",
+                   strict=False)
+def test_failed_pull_leaves_no_lease(client: Client, images, ctr) -> None:
+    before = set(ctr(client.namespace, "leases", "ls", "-q").split())
+    with pytest.raises(errors.Timeout):
+        client.images.pull(images.big, timeout=0.05)
+    assert set(ctr(client.namespace, "leases", "ls", "-q").split()) == before

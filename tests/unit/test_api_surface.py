@@ -82,8 +82,12 @@ def test_log_files(tmp_path, monkeypatch) -> None:
     assert files.read("stdout") == b"hello\n" and files.read("stderr") == b""
     with pytest.raises(errors.InvalidArgument, match="^stream="):
         files.read("stdin")
+    other = LogFiles.for_container(root, "ns1", "c2")
+    other.create()
     files.remove()
-    assert not files.exists()
+    assert not files.exists() and other.exists()
+    other.remove()
+    assert not (tmp_path / "logs/ns1").exists(), "an empty namespace directory is pruned"
     files.remove()  # idempotent
     assert list(files.create(("stderr",))) == ["stderr"]
     assert not files.path("stdout").exists()
