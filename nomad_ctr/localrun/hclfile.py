@@ -23,6 +23,7 @@ __all__ = ["HclError", "Block", "Body", "parse_file", "parse_text", "evaluate", 
 _META_KEYS = {"__is_block__", "__comments__", "__inline_comments__", "__start_line__", "__end_line__"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\Z")
 _INDEXED = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\[\s*"([^"]*)"\s*\]\Z')
+_HEREDOC = re.compile(r'"<<(-?)([A-Za-z][A-Za-z0-9._-]*)\r?\n(.*?)[ \t]*\2"\Z', re.S)
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 
 
@@ -60,7 +61,7 @@ def parse_text(text: str, filename: str = "<string>") -> Body:
 
     options = hcl2.SerializationOptions(
         with_comments=False,
-        preserve_heredocs=False,
+        preserve_heredocs=True,  # we render them: python-hcl2 drops the last newline
         preserve_scientific_notation=False,
     )
     try:
@@ -129,6 +130,9 @@ def evaluate(raw: Any, variables: Mapping[str, str] | None = None, path: str = "
     if isinstance(raw, float):
         return _number_text(repr(raw), path)
     if isinstance(raw, str):
+        heredoc = _HEREDOC.match(raw)
+        if heredoc:
+            return _template(_heredoc_text(heredoc.group(3), heredoc.group(1) == "-"), variables, path, escapes=False)
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
             return _template(raw[1:-1], variables, path)
         return _expression(raw, variables, path)
@@ -201,15 +205,27 @@ def _lookup(expr: str, variables: Mapping[str, str], path: str) -> str:
     raise HclError(f"{path}: unknown variable {expr!r}")
 
 
-def _template(text: str, variables: Mapping[str, str], path: str) -> str:
-    """A quoted string's content (escapes still in it): interpolate, then unescape."""
+def _heredoc_text(text: str, indented: bool) -> str:
+    """A heredoc's content keeps its final newline; `<<-` strips the common indent."""
+    if not indented:
+        return text
+    lines = text.splitlines(keepends=True)
+    indents = [len(ln) - len(ln.lstrip(" \t")) for ln in lines if ln.strip()]
+    cut = min(indents) if indents else 0
+    return "".join(ln[cut:] if ln.strip() else ln.lstrip(" \t") for ln in lines)
+
+
+def _template(text: str, variables: Mapping[str, str], path: str, escapes: bool = True) -> str:
+    """A string's content: interpolate, then resolve backslash escapes (quoted strings
+    only; a heredoc keeps its backslashes)."""
+    unescape = _unescape if escapes else (lambda t, p: t)
     out: list[str] = []
     i = 0
     literal_start = 0
     while i < len(text):
         two, three = text[i : i + 2], text[i : i + 3]
         if three in ("$${", "%%{"):
-            out.append(_unescape(text[literal_start:i], path) + three[1:])
+            out.append(unescape(text[literal_start:i], path) + three[1:])
             i += 3
             literal_start = i
             continue
@@ -222,17 +238,17 @@ def _template(text: str, variables: Mapping[str, str], path: str) -> str:
             inner = text[i + 2 : end]
             if "{" in inner:
                 raise HclError(f"{path}: the expression {inner.strip()!r} is not supported here")
-            out.append(_unescape(text[literal_start:i], path))
+            out.append(unescape(text[literal_start:i], path))
             value = _expression(inner, variables, path)
             out.append(_render(value))
             i = end + 1
             literal_start = i
             continue
-        if text[i] == "\\":
+        if escapes and text[i] == "\\":
             i += 2
             continue
         i += 1
-    out.append(_unescape(text[literal_start:], path))
+    out.append(unescape(text[literal_start:], path))
     return "".join(out)
 
 
