@@ -28,8 +28,8 @@ DEFAULT_IMAGE = "127.0.0.1:5000/nomad-ctr/plain:latest"
 ARGS = ["sleep", "600"]
 
 
-def ctr(address: str, namespace: str, *args: str) -> None:
-    subprocess.run(["ctr", "--address", address, "-n", namespace, *args], check=True,
+def ctr(address: str, namespace: str, *args: str, check: bool = True) -> None:
+    subprocess.run(["ctr", "--address", address, "-n", namespace, *args], check=check,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -37,22 +37,28 @@ def api_round(client: Client, image: str) -> tuple[float, float]:
     cid = f"bench-api-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     c = client.containers.create(cid, image, spec=ContainerSpec(args=ARGS))
-    c.start()
-    t1 = time.perf_counter()
-    c.delete(force=True)
-    t2 = time.perf_counter()
-    return t1 - t0, t2 - t1
+    try:
+        c.start()
+        t1 = time.perf_counter()
+    finally:
+        t_del = time.perf_counter()
+        c.delete(force=True)
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t_del
 
 
 def ctr_round(address: str, namespace: str, image: str) -> tuple[float, float]:
     cid = f"bench-ctr-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
-    ctr(address, namespace, "run", "-d", image, cid, *ARGS)
-    t1 = time.perf_counter()
-    ctr(address, namespace, "task", "rm", "-f", cid)
-    ctr(address, namespace, "containers", "rm", cid)
-    t2 = time.perf_counter()
-    return t1 - t0, t2 - t1
+    try:
+        ctr(address, namespace, "run", "-d", image, cid, *ARGS)
+        t1 = time.perf_counter()
+    finally:
+        t_del = time.perf_counter()
+        ctr(address, namespace, "task", "rm", "-f", cid, check=False)
+        ctr(address, namespace, "containers", "rm", cid, check=False)
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t_del
 
 
 def median_us(fn, n: int) -> float:
