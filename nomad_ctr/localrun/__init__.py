@@ -14,6 +14,8 @@ and drives StartTask / WaitTask / StopTask / DestroyTask.
 `nomad-ctr run-job` is built on it, and tests use it as the Nomad client.
 """
 
+import logging
+
 from nomad_ctr.localrun.allocdir import LogMon, TaskPaths, build_alloc_dir
 from nomad_ctr.localrun.hcldec import Decoded, HclDecodeError, decode_body
 from nomad_ctr.localrun.hclfile import HclError, evaluate_body, parse_file, parse_text
@@ -21,6 +23,9 @@ from nomad_ctr.localrun.jobfile import AgentConfig, JobTask, PluginBlock, load_a
 from nomad_ctr.localrun.plugin import DriverError, ExitResult, LocalPlugin, TaskRun
 from nomad_ctr.localrun.process import PluginProcess, PluginStartError, parse_handshake
 from nomad_ctr.localrun.taskenv import Allocation, new_allocation
+
+# a library: the plugin's log lines go where the application routes them, not to stderr
+logging.getLogger("nomad_ctr.localrun").addHandler(logging.NullHandler())
 
 __all__ = [
     "AgentConfig",
