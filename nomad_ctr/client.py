@@ -67,6 +67,18 @@ def check_timeout(value: Any, field: str = "timeout") -> float | None:
     return float(value)
 
 
+def refine_error(exc: errors.ContainerdError, timeout: float | None) -> errors.ContainerdError:
+    """containerd propagates our deadline; when its side fires first the error comes back
+    as UNKNOWN "context deadline exceeded". With a deadline set, that is our Timeout."""
+    if (
+        isinstance(exc, errors.Unknown)
+        and timeout is not None
+        and "deadline exceeded" in exc.message
+    ):
+        return errors.Timeout(exc.message, method=exc.method)
+    return exc
+
+
 class _Connection:
     """A bridge client handle and its lifetime; the root Client owns it."""
 
@@ -192,11 +204,7 @@ class Client:
         try:
             resp: dict[str, Any] = bridge().call(method, req, timeout=seconds, op=op)
         except errors.Unknown as exc:
-            # containerd propagates our deadline; when its side fires first the error comes
-            # back as UNKNOWN "context deadline exceeded". It is still our timeout.
-            if seconds is not None and "deadline exceeded" in exc.message:
-                raise errors.Timeout(exc.message, method=exc.method) from None
-            raise
+            raise refine_error(exc, seconds) from None
         return resp
 
     def _call_blocking(
