@@ -36,8 +36,8 @@ proto: ## regenerate the protobuf/gRPC modules (scripts/gen_proto.sh)
 test: ## run the test suite (scripts/test.sh)
 	scripts/test.sh
 
-bench: ## run the ratio benchmarks in bench/
-	$(PYTHON) -m pytest bench -p no:cacheprovider -q
+bench: gobridge ## run the ratio benchmarks in bench/ (scripts, not tests; need root + containerd)
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PYTHON) $$f || exit 1; done
 
 wheel: ## build a py3-none-<platform> wheel into dist/
 	$(PYTHON) -m pip wheel --no-deps -w dist . $(if $(PLAT),--config-settings=--build-option=--plat-name=$(PLAT))
