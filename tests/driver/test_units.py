@@ -1,0 +1,147 @@
+"""Pure logic of the driver: ids, driver_state, spec building, stats math, exit results."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from nomad_ctr import Metrics
+from nomad_ctr._pb import driver_pb2
+from nomad_ctr.driver.config import ConfigError, parse_driver_config, parse_task_config
+from nomad_ctr.driver.handle import ExitInfo, TaskHandle, signal_of
+from nomad_ctr.driver.specbuild import NetPlan, build_spec, container_id_for
+from nomad_ctr.driver.state import DriverState, StateError, TaskStore, decode_state, encode_state
+from nomad_ctr.driver.stats import CpuSampler, memory
+
+from driverkit import driver_config, task_config
+
+pytestmark = pytest.mark.unit
+
+ID_RE = re.compile(r"^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$")
+DRIVER = parse_driver_config(driver_config())
+
+
+@pytest.mark.parametrize("alloc_id,name", [
+    ("5b1c2f9e-0000-4000-8000-123456789abc", "web"),
+    ("x" * 80, "é-日本-" * 20), ("--", "__"), ("a", "b c/d"), ("", "."),
+])
+def test_container_ids_valid_and_deterministic(alloc_id: str, name: str) -> None:
+    cid = container_id_for(alloc_id, name)
+    assert ID_RE.match(cid) and len(cid) <= 76, cid
+    assert container_id_for(alloc_id, name) == cid
+    assert container_id_for(alloc_id, name + "x") != cid
+
+
+def test_driver_state_round_trip_and_rejects() -> None:
+    state = DriverState("a/b/c", "cid", "ns", alloc_id="a", task_name="b", started_at_ns=123,
+                        stdout_path="/x", etc_dir="/e")
+    assert decode_state(encode_state(state)) == state
+    import msgpack
+
+    for blob in (b"", b"\xc1", msgpack.packb([1]), msgpack.packb({"version": 2}),
+                 msgpack.packb({"version": 1, "task_id": "t", "container_id": 5, "namespace": "n"}),
+                 msgpack.packb({"version": 1, "task_id": "t", "namespace": "n"})):
+        with pytest.raises(StateError):
+            decode_state(blob)
+
+
+def test_store_reserve_and_index() -> None:
+    store = TaskStore()
+    assert store.reserve("t1") and not store.reserve("t1")
+    store.release("t1")
+    assert store.reserve("t1")
+    handle = TaskHandle(DriverState("t1", "c1", "ns"), container=None)  # type: ignore[arg-type]
+    assert store.add(handle) and not store.add(handle)
+    assert store.by_container("c1") == [handle]
+    assert store.remove("t1") is handle and store.get("t1") is None
+
+
+def _task(**fields) -> driver_pb2.TaskConfig:
+    t = driver_pb2.TaskConfig(id="a/web/1", name="web", alloc_id="a" * 36, **fields)
+    return t
+
+
+def _spec(config: bytes, task: driver_pb2.TaskConfig | None = None):
+    return build_spec(task or _task(), parse_task_config(config), DRIVER, NetPlan())
+
+
+def test_argv_mapping() -> None:
+    s = _spec(task_config(image="x", command="run", args=["-v"]))
+    assert (s.args, s.entrypoint, s.command) == (("run", "-v"), None, None)
+    s = _spec(task_config(image="x", args=["-v"]))
+    assert (s.args, s.entrypoint, s.command) == (None, None, ("-v",))
+    s = _spec(task_config(image="x", entrypoint=["/ep"], args=["-v"]))
+    assert (s.args, s.entrypoint, s.command) == (None, ("/ep",), ("-v",))
+    s = _spec(task_config(image="x", entrypoint=["/ep"]))
+    assert s.command == ()  # image CMD dropped
+    s = _spec(task_config(image="x"))
+    assert (s.args, s.entrypoint, s.command) == (None, None, None)
+
+
+def _resources(memory_mb: int, memory_max_mb: int = 0, shares: int = 100) -> driver_pb2.Resources:
+    return driver_pb2.Resources(
+        allocated_resources=driver_pb2.AllocatedTaskResources(
+            memory=driver_pb2.AllocatedMemoryResources(memory_mb=memory_mb, memory_max_mb=memory_max_mb)),
+        linux_resources=driver_pb2.LinuxResources(cpu_shares=shares, cpuset_cpus="0"),
+    )
+
+
+@pytest.mark.parametrize("mb,max_mb,limit,reservation", [
+    (64, 0, 64 << 20, 64 << 20),
+    (64, 256, 256 << 20, 64 << 20),
+    (64, -1, None, 64 << 20),
+    (0, 0, None, None),
+])
+def test_memory_limits(mb: int, max_mb: int, limit, reservation) -> None:
+    s = _spec(task_config(image="x"), _task(resources=_resources(mb, max_mb)))
+    assert (s.memory_limit, s.memory_reservation) == (limit, reservation)
+    assert s.cpu_shares == 100 and s.cpuset_cpus == "0"
+
+
+def test_bad_user_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as exc:
+        _spec(task_config(image="x"), _task(user="bad user!"))
+    assert "user" in str(exc.value)
+
+
+def _metrics(total: int, user: int, system: int) -> Metrics:
+    return Metrics.from_json({"cgroup": "v1", "cpu": {"total_ns": total, "user_ns": user, "system_ns": system,
+                                                    "throttled_periods": 1, "throttled_time_ns": 2},
+                              "memory": {"rss": 10, "usage": 20, "cache": 5}})
+
+
+def test_cpu_percent_from_deltas() -> None:
+    sampler = CpuSampler()
+    first = sampler.cpu(_metrics(0, 0, 0), now=100.0)
+    assert driver_pb2.CPUUsage.PERCENT not in first.measured_fields
+    assert driver_pb2.CPUUsage.THROTTLED_PERIODS in first.measured_fields
+    second = sampler.cpu(_metrics(500_000_000, 400_000_000, 100_000_000), now=101.0)
+    assert second.percent == pytest.approx(50.0)
+    assert second.user_mode == pytest.approx(40.0) and second.system_mode == pytest.approx(10.0)
+    assert second.total_ticks > 0
+    mem = memory(_metrics(0, 0, 0))
+    assert set(mem.measured_fields) == {driver_pb2.MemoryUsage.RSS, driver_pb2.MemoryUsage.CACHE,
+                                        driver_pb2.MemoryUsage.USAGE}
+    assert (mem.rss, mem.usage, mem.cache, mem.swap) == (10, 20, 5, 0)
+
+
+def test_exit_results() -> None:
+    assert signal_of(137) == 9 and signal_of(143) == 15 and signal_of(1) == 0
+    h = TaskHandle(DriverState("t", "c", "n"), container=None)  # type: ignore[arg-type]
+    h.on_exit(3, datetime.now(timezone.utc))
+    h.on_exit(4, None)  # first one wins
+    assert h.result == ExitInfo(exit_code=3)
+
+
+def test_137_waits_for_a_late_oom_event() -> None:
+    h = TaskHandle(DriverState("t", "c", "n"), container=None)  # type: ignore[arg-type]
+    h.on_exit(137, None)
+    assert not h.exited.is_set()
+    h.on_oom()
+    assert h.exited.is_set() and h.result == ExitInfo(exit_code=137, signal=9, oom_killed=True)
+    plain = TaskHandle(DriverState("t2", "c", "n"), container=None)  # type: ignore[arg-type]
+    plain.on_exit(137, None)
+    assert plain.wait(5.0) == ExitInfo(exit_code=137, signal=9, oom_killed=False)
