@@ -269,3 +269,44 @@ def test_plugin_crash_then_recover_reports_true_exit_code(
         logs = s.destroy(tid)
         assert "started" in logs["stdout"] and "done" in logs["stdout"]
     assert containers(stack.containerd_address, namespace) == []
+
+
+def test_agent_restart_recovers_from_handle_file(
+    agent: Path, tmp_path: Path, images: Any, stack: Any, namespace: str
+) -> None:
+    """A graceful agent shutdown (Driver.Shutdown, go-plugin kill) leaves the task
+    running; a new agent process recovers it from the persisted handle."""
+    job = sh_job(tmp_path, images.plain, "echo started; sleep 4; exit 5")
+    handle = tmp_path / "handle.json"
+    started = nh.run_harness(
+        "start",
+        *nh.plugin_flags(),
+        "--agent",
+        str(agent),
+        "--job",
+        str(job),
+        "--task",
+        "main",
+        "--alloc-root",
+        str(tmp_path / "allocs"),
+        "--handle-out",
+        str(handle),
+        "--leave",
+        "shutdown",
+    ).check()
+    assert started.data["left"] == "shutdown"
+    assert containers(stack.containerd_address, namespace) != []
+
+    recovered = nh.run_harness(
+        "recover",
+        *nh.plugin_flags(),
+        "--agent",
+        str(agent),
+        "--handle",
+        str(handle),
+        "--double-wait",
+    ).check()
+    assert recovered.data["result"]["exit_code"] == 5
+    assert recovered.data["second_wait"]["exit_code"] == 5
+    assert "destroy_error" not in recovered.data
+    assert containers(stack.containerd_address, namespace) == []
