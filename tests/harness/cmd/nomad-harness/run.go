@@ -185,7 +185,7 @@ func follow(h *host.Host, t *host.Task, l *lifecycle, sigs []timedSignal, out ma
 	}
 	out["stdout"] = readLimited(t.Paths.StdoutFile, l.logLimit)
 	out["stderr"] = readLimited(t.Paths.StderrFile, l.logLimit)
-	out["events"] = host.EventsJSON(h.Events(), t.ID())
+	out["events"] = host.EventsJSON(h.Events(), t)
 	return nil
 }
 
@@ -222,7 +222,7 @@ func cmdRun(args []string) {
 	}
 	out := map[string]any{"plugin": h.InfoJSON()}
 	err = runTask(h, job, *allocRoot, *allocDir, *handleOut, &l, sigs, out)
-	out["plugin_events"] = host.EventsJSON(h.Events(), "")
+	out["plugin_events"] = host.EventsJSON(h.Events(), nil)
 	h.Kill()
 	finish(out, err)
 }
@@ -235,7 +235,7 @@ func runTask(h *host.Host, job *nomadfile.Task, allocRoot, allocDir, handleOut s
 	out["task"] = host.TaskJSON(t)
 	if err := h.Start(t); err != nil {
 		t.StopLogs(0)
-		out["events"] = host.EventsJSON(h.Events(), t.ID())
+		out["events"] = host.EventsJSON(h.Events(), t)
 		return err
 	}
 	out["task"] = host.TaskJSON(t)

@@ -233,7 +233,7 @@ func (s *session) handle(r *request) (map[string]any, error) {
 			return nil, err
 		}
 		if err := h.Start(t); err != nil {
-			return map[string]any{"task": host.TaskJSON(t), "events": host.EventsJSON(h.Events(), t.ID())}, err
+			return map[string]any{"task": host.TaskJSON(t), "events": host.EventsJSON(h.Events(), t)}, err
 		}
 		s.mu.Lock()
 		s.tasks[t.ID()] = t
@@ -311,7 +311,13 @@ func (s *session) handle(r *request) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return map[string]any{"events": host.EventsJSON(h.Events(), r.TaskID)}, nil
+		var t *host.Task
+		if r.TaskID != "" {
+			if t, err = s.task(r.TaskID); err != nil {
+				return nil, err
+			}
+		}
+		return map[string]any{"events": host.EventsJSON(h.Events(), t)}, nil
 
 	case "fingerprint":
 		h, err := s.host()

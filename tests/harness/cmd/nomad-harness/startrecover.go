@@ -121,7 +121,7 @@ func cmdRecover(args []string) {
 	} else if t != nil {
 		t.StopLogs(0)
 	}
-	out["plugin_events"] = host.EventsJSON(h.Events(), "")
+	out["plugin_events"] = host.EventsJSON(h.Events(), nil)
 	h.Kill()
 	finish(out, err)
 }

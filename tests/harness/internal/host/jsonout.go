@@ -66,11 +66,13 @@ func EventJSON(e *drivers.DriverTaskEvent) map[string]any {
 	}
 }
 
-// EventsJSON renders events, optionally only those of one task id.
-func EventsJSON(evs []*drivers.DriverTaskEvent, taskID string) []map[string]any {
+// EventsJSON renders events, optionally only those the client would route to
+// task t: it routes by alloc_id + task_name, not by task_id. Events lacking a
+// timestamp are flagged ("timestamp" empty).
+func EventsJSON(evs []*drivers.DriverTaskEvent, t *Task) []map[string]any {
 	out := []map[string]any{}
 	for _, e := range evs {
-		if taskID == "" || e.GetTaskId() == taskID {
+		if t == nil || (e.GetAllocId() == t.Config.GetAllocId() && e.GetTaskName() == t.Config.GetName()) {
 			out = append(out, EventJSON(e))
 		}
 	}
