@@ -284,3 +284,17 @@ def test_exec_with_a_terminal_and_resize(raw_client, pulled) -> None:  # type: i
         assert r["exit_code"] == 0
     finally:
         raw_client.call("containers.delete", {"id": cid, "force": True}, timeout=30)
+
+
+def test_task_with_a_terminal_writes_to_a_regular_file(raw_client, pulled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cid = "term"
+    out = tmp_path / "term.log"
+    raw_client.call("containers.create", {"id": cid, "image": pulled["plain"],
+                                          "spec": {"tty": True, "args": ["sh", "-c", "tty; echo hi"]}})
+    try:
+        raw_client.call("tasks.create", {"id": cid, "terminal": True, "stdout": str(out)})
+        raw_client.call("tasks.start", {"id": cid})
+        assert raw_client.call("tasks.wait", {"id": cid}, timeout=30)["exit_code"] == 0
+        assert wait_file(out, "hi").replace("\r\n", "\n") == "/dev/pts/0\nhi\n"
+    finally:
+        raw_client.call("containers.delete", {"id": cid, "force": True}, timeout=30)
