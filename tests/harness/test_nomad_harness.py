@@ -215,6 +215,15 @@ def test_signal_exec_and_stats(
         tid = task["task_id"]
         assert "ready" in wait_for_log(s, tid, "ready")
 
+        dup = s.call(
+            "start",
+            job=str(job),
+            task="main",
+            task_id=tid,
+            check=False,
+        )
+        assert not dup["ok"] and dup["stage"] == "start_task"  # duplicate task id
+
         s.call("signal", task_id=tid, signal="SIGHUP")
         assert "got HUP" in wait_for_log(s, tid, "got HUP")
 

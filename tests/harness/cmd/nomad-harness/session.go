@@ -228,9 +228,20 @@ func (s *session) handle(r *request) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("job file: %w", err)
 		}
-		t, err := h.PrepareTask(job, r.AllocRoot, r.AllocDir)
+		allocDir := r.AllocDir
+		var dup *host.Task
+		if r.TaskID != "" { // reuse a known task's id: StartTask must reject it
+			if dup, err = s.task(r.TaskID); err != nil {
+				return nil, err
+			}
+			allocDir = dup.Paths.AllocDir
+		}
+		t, err := h.PrepareTask(job, r.AllocRoot, allocDir)
 		if err != nil {
 			return nil, err
+		}
+		if dup != nil {
+			t.Config.Id, t.Config.AllocId = dup.ID(), dup.Config.GetAllocId()
 		}
 		if err := h.Start(t); err != nil {
 			return map[string]any{"task": host.TaskJSON(t), "events": host.EventsJSON(h.Events(), t)}, err
