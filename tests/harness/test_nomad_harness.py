@@ -319,3 +319,12 @@ def test_agent_restart_recovers_from_handle_file(
     assert recovered.data["second_wait"]["exit_code"] == 5
     assert "destroy_error" not in recovered.data
     assert containers(stack.containerd_address, namespace) == []
+
+
+def test_memory_limit_oom_killed(agent: Path, tmp_path: Path, images: Any) -> None:
+    # resources.memory = 16 MB -> linux_resources.memory_limit_bytes = 16 MiB
+    script = "echo start; x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived"
+    job = sh_job(tmp_path, images.plain, script, memory=16)
+    data = run(agent, job, tmp_path)
+    assert data["result"]["oom_killed"] is True
+    assert data["stdout"] == "start\n"
