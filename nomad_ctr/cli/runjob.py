@@ -8,6 +8,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -70,6 +71,8 @@ def run_job(args: argparse.Namespace) -> int:
     alloc_dir = Path(args.alloc_dir) if keep else Path(tempfile.mkdtemp(prefix="nomad-ctr-alloc-"))
     max_kill = agent.max_kill_timeout if agent is not None else 30.0
 
+    interrupts = _Interrupts()
+    previous = signal.signal(signal.SIGINT, interrupts)
     try:
         with LocalPlugin.launch(command, plugin_config=config) as plugin:
             plugin.on_event(lambda e: print(f"==> {e.message}", file=sys.stderr, flush=True))
@@ -77,10 +80,11 @@ def run_job(args: argparse.Namespace) -> int:
                   file=sys.stderr, flush=True)
             run = plugin.start_task(task, alloc_dir=alloc_dir, echo=_write, max_kill_timeout=max_kill)
             try:
-                result = _wait(run)
+                result = _wait(run, interrupts)
             finally:
                 run.destroy()
     finally:
+        signal.signal(signal.SIGINT, previous)
         if not keep:
             shutil.rmtree(alloc_dir, ignore_errors=True)
     if result.err:
@@ -93,9 +97,23 @@ def run_job(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _wait(run: Any) -> Any:
-    """WaitTask in a thread; Ctrl-C -> StopTask with the job's kill settings, a second
-    Ctrl-C -> StopTask with no grace time."""
+class _Interrupts:
+    """SIGINT handler for the whole run: Ctrl-C is counted, not raised, so one that
+    arrives while StartTask is still in flight (pulling) still stops the task once it
+    runs; a third Ctrl-C gives up at once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count >= 3:
+            raise KeyboardInterrupt
+
+
+def _wait(run: Any, interrupts: _Interrupts) -> Any:
+    """WaitTask in a thread; the first Ctrl-C -> StopTask with the job's kill settings,
+    the second -> StopTask with no grace time."""
     box: dict[str, Any] = {}
     done = threading.Event()
 
@@ -114,22 +132,18 @@ def _wait(run: Any) -> Any:
             print(f"nomad-ctr: stop failed: {exc}", file=sys.stderr)
 
     threading.Thread(target=wait, daemon=True).start()
-    interrupts = 0
-    while not done.is_set():
-        try:
-            done.wait(0.2)
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts == 1:
+    handled = 0
+    while not done.wait(0.1):
+        while handled < min(interrupts.count, 2):
+            handled += 1
+            if handled == 1:
                 sig = run.kill_signal or "SIGTERM"
                 print(f"\n==> stopping the task ({sig}, up to {run.kill_timeout:g}s; Ctrl-C again to kill it now)",
                       file=sys.stderr, flush=True)
                 threading.Thread(target=stop, args=(None,), daemon=True).start()
-            elif interrupts == 2:
+            else:
                 print("\n==> killing the task", file=sys.stderr, flush=True)
                 threading.Thread(target=stop, args=(0.0,), daemon=True).start()
-            else:
-                raise
     if "error" in box:
         raise box["error"]
     return box["result"]
