@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     try:
-        os.write(1, handshake_line("unix", path).encode())
+        multiplex = bool(os.environ.get("PLUGIN_MULTIPLEX_GRPC"))
+        os.write(1, handshake_line("unix", path, multiplex).encode())
     except OSError as exc:
         log.error("could not write the handshake line: %s", exc)
         server.stop(0)

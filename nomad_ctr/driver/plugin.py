@@ -222,9 +222,11 @@ def build_server(
     return PluginServer(server, base, driver_service, health_servicer, shutdown_requested, stopping)
 
 
-def handshake_line(network: str, address: str) -> str:
-    """The one stdout line go-plugin hosts wait for (§2.2)."""
-    return f"{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|{network}|{address}|grpc|\n"
+def handshake_line(network: str, address: str, multiplex_asked: bool = False) -> str:
+    """The one stdout line go-plugin hosts wait for (§2.2). A host that set
+    PLUGIN_MULTIPLEX_GRPC (Nomad never does) gets a 7th field: we do not multiplex."""
+    line = f"{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|{network}|{address}|grpc|"
+    return line + ("|false\n" if multiplex_asked else "\n")
 
 
 def dial(address: str) -> grpc.Channel:

@@ -439,3 +439,69 @@ def test_without_driver_the_driver_service_is_unimplemented(tmp_path: Path) -> N
             assert info.type == base_pb2.DRIVER
     finally:
         server.stop(0)
+
+
+# ---- hclog formatting, in process ----------------------------------------------------------
+
+
+def _log_lines(emit: Any) -> list[dict[str, Any]]:
+    import io
+    import logging as std_logging
+
+    from nomad_ctr.driver.logging import setup_logging
+
+    stream = io.StringIO()
+    handler = setup_logging("trace", stream=stream)
+    try:
+        emit(std_logging.getLogger("nomad_ctr.driver.test"))
+    finally:
+        for name in ("nomad_ctr", "grpc"):
+            std_logging.getLogger(name).removeHandler(handler)
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_hclog_levels_and_fields() -> None:
+    from nomad_ctr.driver.logging import TRACE
+
+    def emit(log: Any) -> None:
+        log.log(TRACE, "t")
+        log.debug("d")
+        log.info("i %s", "arg", extra={"task_id": "a/b/c", "count": 3})
+        log.warning("w")
+        log.error("e")
+        log.critical("c")
+
+    lines = _log_lines(emit)
+    assert [line["@level"] for line in lines] == ["trace", "debug", "info", "warn", "error", "error"]
+    info = lines[2]
+    assert info["@message"] == "i arg" and info["task_id"] == "a/b/c" and info["count"] == 3
+    assert info["@module"] == "driver.test"
+    assert all(TIMESTAMP.match(line["@timestamp"]) for line in lines)
+
+
+def test_hclog_redacts_secrets() -> None:
+    from nomad_ctr.driver.logging import register_secret
+
+    register_secret("pa55word-xyz")
+
+    def emit(log: Any) -> None:
+        log.info("pulling with pa55word-xyz", extra={"password": "anything", "auth": {"username": "u"}})
+        log.info("nested", extra={"opts": {"registry_token": "t0k", "host": "h pa55word-xyz"}})
+        try:
+            raise ValueError("bad pa55word-xyz")
+        except ValueError:
+            log.exception("failed")
+
+    lines = _log_lines(emit)
+    text = json.dumps(lines)
+    assert "pa55word-xyz" not in text and "anything" not in text and "t0k" not in text
+    assert lines[0]["password"] == "<redacted>" and lines[0]["auth"] == "<redacted>"
+    assert lines[1]["opts"] == {"registry_token": "<redacted>", "host": "h <redacted>"}
+    assert "ValueError" in lines[2]["error"]
+
+
+def test_handshake_asks_no_multiplexing_unless_asked() -> None:
+    from nomad_ctr.driver.plugin import handshake_line
+
+    assert handshake_line("unix", "/s") == "1|2|unix|/s|grpc|\n"
+    assert handshake_line("unix", "/s", multiplex_asked=True) == "1|2|unix|/s|grpc||false\n"

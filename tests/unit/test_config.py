@@ -368,3 +368,42 @@ def test_show_escapes_and_cuts() -> None:
     assert show("x" * 100) == '"' + "x" * 80 + '"...'
     assert show(["a", 1]) == '["a",1]'
     assert show(None) == "null"
+
+
+# ---- arbitrary input never escapes as anything but ConfigError ------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_msgpack_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=25,
+)
+_task_keys = sorted(task_config_spec().object.attributes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_task_keys), _msgpack_values, max_size=8))
+def test_arbitrary_task_configs_fail_cleanly(values: dict[str, Any]) -> None:
+    data = msgpack.packb(values, use_bin_type=True)
+    try:
+        parse_task_config(data)
+    except ConfigError as exc:
+        text = str(exc)
+        assert text.startswith("invalid task config: ") and "\n" not in text and len(text) < 512
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64))
+def test_arbitrary_bytes_fail_cleanly(data: bytes) -> None:
+    for parse in (parse_task_config, parse_driver_config):
+        try:
+            parse(data)
+        except ConfigError:
+            pass
