@@ -154,14 +154,14 @@ class PluginServer:
 
     def stop(self, grace: float = 0.3) -> None:
         """Stop serving (in-flight calls get `grace` seconds), close the driver, remove
-        the socket files. Bounded: returns within about grace + 1.5 s."""
+        the socket files. Bounded: returns within about grace + 1.3 s."""
         self._stopping.set()
         self.health.enter_graceful_shutdown()
         closer = getattr(self.driver, "close", None)
         if callable(closer):
             t = threading.Thread(target=_quietly, args=(closer,), name="driver-close", daemon=True)
             t.start()
-            t.join(1.0)
+            t.join(0.8)
         self.server.stop(grace).wait(grace + 0.5)
         for path in self._socket_paths:
             try:

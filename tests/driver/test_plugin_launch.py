@@ -505,3 +505,26 @@ def test_handshake_asks_no_multiplexing_unless_asked() -> None:
 
     assert handshake_line("unix", "/s") == "1|2|unix|/s|grpc|\n"
     assert handshake_line("unix", "/s", multiplex_asked=True) == "1|2|unix|/s|grpc||false\n"
+
+
+def test_many_long_lived_streams_do_not_starve_unary_calls(tmp_path: Path) -> None:
+    # Nomad keeps several streams and one blocking WaitTask per task open at once
+    from google.protobuf import empty_pb2
+
+    server = build_server(None)
+    path = server.bind_unix(str(tmp_path / "s.sock"))
+    server.start()
+    calls = []
+    try:
+        with dial(path) as channel:
+            stdio = grpc_stdio_pb2_grpc.GRPCStdioStub(channel)
+            calls = [stdio.StreamStdio(empty_pb2.Empty()) for _ in range(300)]
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = health.Check(health_pb2.HealthCheckRequest(service="plugin"), timeout=30)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            info = base_pb2_grpc.BasePluginStub(channel).PluginInfo(base_pb2.PluginInfoRequest(), timeout=30)
+            assert info.name == "containerd-driver"
+            for call in calls:
+                call.cancel()
+    finally:
+        server.stop(0)
