@@ -14,18 +14,18 @@ import os
 # grpc's C core would print unstructured lines on stderr; only errors, please
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-import grp  # noqa: E402
-import logging  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-from types import TracebackType  # noqa: E402
-from typing import Any  # noqa: E402
+import grp
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from types import TracebackType
+from typing import Any
 
-from nomad_ctr import __version__  # noqa: E402
-from nomad_ctr.driver.logging import setup_logging  # noqa: E402
+from nomad_ctr import __version__
+from nomad_ctr.driver.logging import setup_logging
 
 NOT_A_PROGRAM = (
     "containerd-driver is a Nomad task driver plugin; the Nomad agent starts it.\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 
@@ -21,7 +21,7 @@ from nomad_ctr.driver.config_values import ConfigError
 from nomad_ctr.driver.errors import abort
 from nomad_ctr.driver.logging import register_secret
 
-__all__ = ["PLUGIN_NAME", "PLUGIN_API_VERSION", "ConfigListener", "BasePluginService"]
+__all__ = ["PLUGIN_API_VERSION", "PLUGIN_NAME", "BasePluginService", "ConfigListener"]
 
 PLUGIN_NAME = "containerd-driver"  # the name jobs use in `driver = "..."`
 PLUGIN_API_VERSION = "v0.1.0"

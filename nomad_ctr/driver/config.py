@@ -14,10 +14,11 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from nomad_ctr.driver import cty
 from nomad_ctr.driver.config_schema import (
@@ -41,14 +42,14 @@ from nomad_ctr.driver.hclspec import implied_type
 
 __all__ = [
     "ConfigError",
-    "RegistryAuth",
     "DriverConfig",
-    "MountConfig",
     "ExtraHost",
+    "MountConfig",
+    "RegistryAuth",
     "TaskConfig",
+    "check_task_allowed",
     "parse_driver_config",
     "parse_task_config",
-    "check_task_allowed",
 ]
 
 MAX_PULL_TIMEOUT = 24 * 3600.0

@@ -7,15 +7,23 @@ jobs keep working; config.py turns the decoded values into typed dataclasses.
 from __future__ import annotations
 
 from nomad_ctr.driver.cty import BOOL, NUMBER, STRING, CtyType, ListType, MapType
-from nomad_ctr.driver.hclspec import Spec, attr, block, block_list, default, literal, obj
+from nomad_ctr.driver.hclspec import (
+    Spec,
+    attr,
+    block,
+    block_list,
+    default,
+    literal,
+    obj,
+)
 
 __all__ = [
     "DEFAULT_ADDRESS",
-    "DEFAULT_NAMESPACE",
+    "DEFAULT_BRIDGE_SUBNET",
     "DEFAULT_CNI_BIN_DIR",
     "DEFAULT_CNI_CONF_DIR",
-    "DEFAULT_BRIDGE_SUBNET",
     "DEFAULT_IMAGE_PULL_TIMEOUT",
+    "DEFAULT_NAMESPACE",
     "driver_config_spec",
     "task_config_spec",
 ]

@@ -16,34 +16,35 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import msgpack
 
 __all__ = [
-    "CtyType",
-    "Primitive",
-    "ListType",
-    "SetType",
-    "MapType",
-    "ObjectType",
-    "TupleType",
-    "STRING",
-    "NUMBER",
     "BOOL",
     "DYNAMIC",
+    "NUMBER",
+    "STRING",
     "UNKNOWN",
-    "Unknown",
-    "Dynamic",
     "CtyError",
+    "CtyType",
+    "Dynamic",
+    "ListType",
+    "MapType",
+    "ObjectType",
+    "Primitive",
+    "SetType",
+    "TupleType",
+    "Unknown",
     "decode",
     "decode_generic",
     "encode",
     "implied_type_of",
-    "type_to_json",
     "type_from_json",
+    "type_to_json",
 ]
 
 MAX_DEPTH = 64
@@ -88,7 +89,7 @@ class ObjectType(CtyType):
     attrs: tuple[tuple[str, CtyType], ...]  # sorted by name
 
     @staticmethod
-    def of(attrs: Mapping[str, CtyType]) -> "ObjectType":
+    def of(attrs: Mapping[str, CtyType]) -> ObjectType:
         return ObjectType(tuple(sorted(attrs.items())))
 
     def attr_types(self) -> dict[str, CtyType]:
@@ -111,9 +112,9 @@ class Unknown:
     """A value Nomad did not know yet (any msgpack ext). Nomad never sends these in
     practice; the config layer rejects them."""
 
-    _instance: "Unknown | None" = None
+    _instance: Unknown | None = None
 
-    def __new__(cls) -> "Unknown":
+    def __new__(cls) -> Unknown:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance

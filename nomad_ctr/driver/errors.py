@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Any, Callable, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -26,20 +27,20 @@ from grpc_status import rpc_status
 from nomad_ctr._pb import recoverable_error_pb2
 
 __all__ = [
-    "TASK_NOT_FOUND",
     "RECOVERABLE_TYPE_URL",
+    "TASK_NOT_FOUND",
     "DriverError",
-    "InvalidArgument",
-    "TaskNotFound",
     "FailedPrecondition",
+    "InvalidArgument",
     "Recoverable",
-    "status_for",
+    "TaskNotFound",
     "abort",
+    "abort_failed_precondition",
     "abort_invalid",
     "abort_not_found",
-    "abort_failed_precondition",
     "abort_recoverable",
     "grpc_errors",
+    "status_for",
 ]
 
 TASK_NOT_FOUND = "task not found for given id"

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from nomad_ctr._pb import hclspec_pb2
 from nomad_ctr.driver.cty import (
@@ -32,19 +33,19 @@ from nomad_ctr.driver.cty import (
 
 __all__ = [
     "Spec",
-    "obj",
+    "array",
     "attr",
     "block",
-    "block_list",
-    "block_set",
     "block_attrs",
+    "block_list",
     "block_map",
+    "block_set",
     "default",
-    "literal",
-    "array",
-    "type_expr",
-    "parse_type_expr",
     "implied_type",
+    "literal",
+    "obj",
+    "parse_type_expr",
+    "type_expr",
 ]
 
 Spec = hclspec_pb2.Spec

@@ -26,10 +26,10 @@ __all__ = [
     "HclogFormatter",
     "RedactSecrets",
     "SafeStreamHandler",
-    "register_secret",
-    "setup_logging",
     "get_logger",
     "level_name",
+    "register_secret",
+    "setup_logging",
 ]
 
 TRACE = 5

@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -44,16 +45,16 @@ from nomad_ctr._pb import (
 from nomad_ctr.driver.base import BasePluginService
 
 __all__ = [
+    "APP_PROTOCOL_VERSION",
+    "CORE_PROTOCOL_VERSION",
+    "HEALTH_SERVICE",
     "MAGIC_COOKIE_KEY",
     "MAGIC_COOKIE_VALUE",
-    "CORE_PROTOCOL_VERSION",
-    "APP_PROTOCOL_VERSION",
     "MAX_RECEIVE_BYTES",
-    "HEALTH_SERVICE",
     "PluginServer",
     "build_server",
-    "handshake_line",
     "dial",
+    "handshake_line",
 ]
 
 MAGIC_COOKIE_KEY = "NOMAD_PLUGIN_MAGIC_COOKIE"

@@ -23,7 +23,12 @@ from nomad_ctr.driver.config import (
     parse_task_config,
 )
 from nomad_ctr.driver.config_schema import driver_config_spec, task_config_spec
-from nomad_ctr.driver.config_values import normalize_capability, parse_duration, parse_size, show
+from nomad_ctr.driver.config_values import (
+    normalize_capability,
+    parse_duration,
+    parse_size,
+    show,
+)
 from nomad_ctr.driver.hclspec import implied_type
 
 pytestmark = pytest.mark.unit
@@ -200,7 +205,7 @@ def test_task_full() -> None:
 
 
 def test_numbers_from_other_forms() -> None:
-    assert task(pids_limit=Decimal("100")).pids_limit == 100
+    assert task(pids_limit=Decimal(100)).pids_limit == 100
     assert task(pids_limit=64.0).pids_limit == 64
 
 
@@ -372,8 +377,8 @@ def test_show_escapes_and_cuts() -> None:
 
 # ---- arbitrary input never escapes as anything but ConfigError ------------------------------
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 _msgpack_values = st.recursive(
     st.none()
