@@ -16,10 +16,10 @@ from nomad_ctr.cli.main import CliError
 if TYPE_CHECKING:
     from nomad_ctr import Client, PullProgress
 
-__all__ = ["cmd_pull", "cmd_run", "cmd_ps", "cmd_stats", "cmd_exec", "cmd_rm", "cmd_logs"]
+__all__ = ["cmd_exec", "cmd_logs", "cmd_ps", "cmd_pull", "cmd_rm", "cmd_run", "cmd_stats"]
 
 
-def _client(args: argparse.Namespace) -> "Client":
+def _client(args: argparse.Namespace) -> Client:
     from nomad_ctr import Client
 
     return Client(address=args.address, namespace=args.namespace)
@@ -30,7 +30,9 @@ def _client(args: argparse.Namespace) -> "Client":
 
 def _read_password() -> str:
     if sys.stdin.isatty():
-        raise CliError("--password-stdin: pipe the password in (e.g. `cat pw | nomad-ctr pull ...`)", 2)
+        raise CliError(
+            "--password-stdin: pipe the password in (e.g. `cat pw | nomad-ctr pull ...`)", 2
+        )
     password = sys.stdin.read().rstrip("\r\n")
     if not password:
         raise CliError("--password-stdin: stdin was empty", 2)
@@ -46,23 +48,35 @@ class _PullBar:
         if not enabled:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
 
         console = Console(stderr=True)
         if not console.is_terminal:
             return
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=console, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
         )
         self.task = self.progress.add_task(f"pull {ref}", total=None)
         self.progress.start()
 
-    def update(self, p: "PullProgress") -> None:
+    def update(self, p: PullProgress) -> None:
         if self.progress is None:
             return
         self.progress.update(
-            self.task, completed=p.offset, total=p.total or None,
+            self.task,
+            completed=p.offset,
+            total=p.total or None,
             description=f"pull {self.ref} ({p.layers_done}/{len(p.layers)} layers)",
         )
 
@@ -71,7 +85,9 @@ class _PullBar:
             self.progress.stop()
 
 
-def _pull(client: "Client", ref: str, *, auth: Any = None, timeout: float | None = None, quiet: bool = False) -> Any:
+def _pull(
+    client: Client, ref: str, *, auth: Any = None, timeout: float | None = None, quiet: bool = False
+) -> Any:
     bar = _PullBar(ref, enabled=not quiet)
     try:
         return client.images.pull(ref, auth=auth, timeout=timeout, progress=bar.update)
@@ -87,7 +103,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
         raise CliError("--password-stdin needs --user", 2)
     if args.user:
         if not args.password_stdin:
-            raise CliError("--user needs --password-stdin (passwords never go on the command line)", 2)
+            raise CliError(
+                "--user needs --password-stdin (passwords never go on the command line)", 2
+            )
         auth = Auth(args.user, _read_password())
     with _client(args) as client:
         image = _pull(client, args.ref, auth=auth, timeout=args.timeout, quiet=args.quiet)
@@ -151,7 +169,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             fifos = [os.path.join(tmp, n) for n in ("stdout", "stderr")]
             for f in fifos:
                 os.mkfifo(f, 0o600)
-            copiers = [_copy_fifo(fifos[0], sys.stdout.buffer, done), _copy_fifo(fifos[1], sys.stderr.buffer, done)]
+            copiers = [
+                _copy_fifo(fifos[0], sys.stdout.buffer, done),
+                _copy_fifo(fifos[1], sys.stderr.buffer, done),
+            ]
             try:
                 container.start(stdout=fifos[0], stderr=fifos[1])
                 status = _wait_interruptibly(container)
@@ -180,7 +201,7 @@ def _wait_interruptibly(container: Any) -> Any:
     def wait() -> None:
         try:
             result["status"] = container.wait()
-        except BaseException as exc:  # re-raised in the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             result["error"] = exc
         finally:
             done.set()
@@ -194,8 +215,10 @@ def _wait_interruptibly(container: Any) -> Any:
             sig = next(signals, None)
             if sig is None:
                 raise
-            print(f"\nnomad-ctr: sending {sig} (Ctrl-C again to {'force' if sig == 'SIGTERM' else 'give up'})",
-                  file=sys.stderr)
+            print(
+                f"\nnomad-ctr: sending {sig} (Ctrl-C again to {'force' if sig == 'SIGTERM' else 'give up'})",
+                file=sys.stderr,
+            )
             container.kill(sig)
     if "error" in result:
         raise result["error"]
@@ -248,10 +271,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 0
     cpu = f"{m.cpu.total_ns / 1e9:.3f}s" if m.cpu.total_ns is not None else "-"
     print(f"cpu        {cpu} total (user {_ns(m.cpu.user_ns)}, system {_ns(m.cpu.system_ns)})")
-    print(f"memory     {_size(m.memory.usage)} of {_size(m.memory.limit)} (rss {_size(m.memory.rss)}, "
-          f"cache {_size(m.memory.cache)})")
-    print(f"pids       {m.pids.current if m.pids.current is not None else '-'}"
-          + (f" of {m.pids.limit}" if m.pids.limit else ""))
+    print(
+        f"memory     {_size(m.memory.usage)} of {_size(m.memory.limit)} (rss {_size(m.memory.rss)}, "
+        f"cache {_size(m.memory.cache)})"
+    )
+    print(
+        f"pids       {m.pids.current if m.pids.current is not None else '-'}"
+        + (f" of {m.pids.limit}" if m.pids.limit else "")
+    )
     return 0
 
 

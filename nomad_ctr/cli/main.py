@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-__all__ = ["main", "build_parser", "CliError"]
+__all__ = ["CliError", "build_parser", "main"]
 
 PROG = "nomad-ctr"
 
@@ -40,26 +40,51 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="containerd from Python, and Nomad jobs run locally.")
-    p.add_argument("--address", default=os.environ.get("CONTAINERD_ADDRESS"),
-                   help="containerd socket (env CONTAINERD_ADDRESS; default /run/containerd/containerd.sock)")
-    p.add_argument("--namespace", default=os.environ.get("CONTAINERD_NAMESPACE"),
-                   help="containerd namespace (env CONTAINERD_NAMESPACE; default 'default')")
-    p.add_argument("-v", "--verbose", action="store_true", help="show debug output (plugin logs for run-job)")
+    p = argparse.ArgumentParser(
+        prog=PROG, description="containerd from Python, and Nomad jobs run locally."
+    )
+    p.add_argument(
+        "--address",
+        default=os.environ.get("CONTAINERD_ADDRESS"),
+        help="containerd socket (env CONTAINERD_ADDRESS; default /run/containerd/containerd.sock)",
+    )
+    p.add_argument(
+        "--namespace",
+        default=os.environ.get("CONTAINERD_NAMESPACE"),
+        help="containerd namespace (env CONTAINERD_NAMESPACE; default 'default')",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="show debug output (plugin logs for run-job)"
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = sub.add_parser("pull", help="pull an image")
     s.add_argument("ref", metavar="REF")
     s.add_argument("--user", help="registry user name")
-    s.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    s.add_argument(
+        "--password-stdin", action="store_true", help="read the registry password from stdin"
+    )
     s.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="give up after this long")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("run", help="run a container (pulls the image if missing)")
     s.add_argument("image", metavar="IMAGE")
-    s.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="command and arguments (default: the image's)")
+    s.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        metavar="ARGS",
+        help="command and arguments (default: the image's)",
+    )
     s.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    s.add_argument("-e", "--env", action="append", type=_env_pair, default=[], metavar="K=V", help="set an env variable")
+    s.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        type=_env_pair,
+        default=[],
+        metavar="K=V",
+        help="set an env variable",
+    )
     s.add_argument("--name", metavar="ID", help="container id (default: generated)")
     s.add_argument("-d", "--detach", action="store_true", help="start it and print its id")
 
@@ -80,12 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("logs", help="print a container's output (containers started with run -d)")
     s.add_argument("id", metavar="ID")
 
-    s = sub.add_parser("run-job", help="run one task of a Nomad job file through the driver plugin, locally")
+    s = sub.add_parser(
+        "run-job", help="run one task of a Nomad job file through the driver plugin, locally"
+    )
     s.add_argument("job", metavar="FILE.nomad")
-    s.add_argument("--task", metavar="NAME", help="the task to run (needed when the job has several)")
-    s.add_argument("--agent", metavar="AGENT.hcl", help='agent config with a plugin "containerd-driver" block')
-    s.add_argument("--alloc-dir", metavar="DIR", help="allocation directory to use and keep (default: a temporary one)")
-    s.add_argument("--plugin", metavar="PATH", help="plugin executable (default: containerd-driver)")
+    s.add_argument(
+        "--task", metavar="NAME", help="the task to run (needed when the job has several)"
+    )
+    s.add_argument(
+        "--agent", metavar="AGENT.hcl", help='agent config with a plugin "containerd-driver" block'
+    )
+    s.add_argument(
+        "--alloc-dir",
+        metavar="DIR",
+        help="allocation directory to use and keep (default: a temporary one)",
+    )
+    s.add_argument(
+        "--plugin", metavar="PATH", help="plugin executable (default: containerd-driver)"
+    )
     return p
 
 

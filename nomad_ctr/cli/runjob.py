@@ -17,12 +17,14 @@ from typing import Any
 
 from nomad_ctr.cli.main import CliError
 
-__all__ = ["run_job", "plugin_config_for"]
+__all__ = ["plugin_config_for", "run_job"]
 
 DEFAULT_RUNTIME = "io.containerd.runc.v2"
 
 
-def plugin_config_for(args: argparse.Namespace, agent: Any) -> tuple[dict[str, Any], list[str] | None]:
+def plugin_config_for(
+    args: argparse.Namespace, agent: Any
+) -> tuple[dict[str, Any], list[str] | None]:
     """The plugin config and command: the agent file's block if given (with --address /
     --namespace overriding it), else a default config on the given containerd."""
     from nomad_ctr.localrun.process import default_plugin_command
@@ -76,9 +78,14 @@ def run_job(args: argparse.Namespace) -> int:
     try:
         with LocalPlugin.launch(command, plugin_config=config) as plugin:
             plugin.on_event(lambda e: print(f"==> {e.message}", file=sys.stderr, flush=True))
-            print(f"==> starting task {task.name!r} of job {task.job_id!r} (alloc dir {alloc_dir})",
-                  file=sys.stderr, flush=True)
-            run = plugin.start_task(task, alloc_dir=alloc_dir, echo=_write, max_kill_timeout=max_kill)
+            print(
+                f"==> starting task {task.name!r} of job {task.job_id!r} (alloc dir {alloc_dir})",
+                file=sys.stderr,
+                flush=True,
+            )
+            run = plugin.start_task(
+                task, alloc_dir=alloc_dir, echo=_write, max_kill_timeout=max_kill
+            )
             try:
                 result = _wait(run, interrupts)
             finally:
@@ -90,8 +97,11 @@ def run_job(args: argparse.Namespace) -> int:
     if result.err:
         raise CliError(f"task {task.name!r} failed: {result.err}")
     how = f"signal {result.signal}" if result.signal else f"exit code {result.exit_code}"
-    print(f"==> task {task.name!r} finished with {how}" + (" (OOM killed)" if result.oom_killed else ""),
-          file=sys.stderr)
+    print(
+        f"==> task {task.name!r} finished with {how}"
+        + (" (OOM killed)" if result.oom_killed else ""),
+        file=sys.stderr,
+    )
     if result.signal:
         return 128 + result.signal
     return result.exit_code
@@ -120,7 +130,7 @@ def _wait(run: Any, interrupts: _Interrupts) -> Any:
     def wait() -> None:
         try:
             box["result"] = run.wait()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
             box["error"] = exc
         finally:
             done.set()
@@ -128,7 +138,7 @@ def _wait(run: Any, interrupts: _Interrupts) -> Any:
     def stop(timeout: float | None) -> None:
         try:
             run.stop(timeout=timeout)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported, the wait goes on
             print(f"nomad-ctr: stop failed: {exc}", file=sys.stderr)
 
     threading.Thread(target=wait, daemon=True).start()
@@ -138,8 +148,11 @@ def _wait(run: Any, interrupts: _Interrupts) -> Any:
             handled += 1
             if handled == 1:
                 sig = run.kill_signal or "SIGTERM"
-                print(f"\n==> stopping the task ({sig}, up to {run.kill_timeout:g}s; Ctrl-C again to kill it now)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"\n==> stopping the task ({sig}, up to {run.kill_timeout:g}s; Ctrl-C again to kill it now)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 threading.Thread(target=stop, args=(None,), daemon=True).start()
             else:
                 print("\n==> killing the task", file=sys.stderr, flush=True)

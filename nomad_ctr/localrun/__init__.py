@@ -19,7 +19,15 @@ import logging
 from nomad_ctr.localrun.allocdir import LogMon, TaskPaths, build_alloc_dir
 from nomad_ctr.localrun.hcldec import Decoded, HclDecodeError, decode_body
 from nomad_ctr.localrun.hclfile import HclError, evaluate_body, parse_file, parse_text
-from nomad_ctr.localrun.jobfile import AgentConfig, JobTask, PluginBlock, load_agent, load_job, parse_agent, parse_job
+from nomad_ctr.localrun.jobfile import (
+    AgentConfig,
+    JobTask,
+    PluginBlock,
+    load_agent,
+    load_job,
+    parse_agent,
+    parse_job,
+)
 from nomad_ctr.localrun.plugin import DriverError, ExitResult, LocalPlugin, TaskRun
 from nomad_ctr.localrun.process import PluginProcess, PluginStartError, parse_handshake
 from nomad_ctr.localrun.taskenv import Allocation, new_allocation

@@ -13,11 +13,11 @@ import errno
 import os
 import select
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["TaskPaths", "build_alloc_dir", "LogMon", "Echo"]
+__all__ = ["Echo", "LogMon", "TaskPaths", "build_alloc_dir"]
 
 # (stream name "stdout" | "stderr", bytes) for every chunk read
 Echo = Callable[[str, bytes], None]
@@ -127,7 +127,10 @@ class LogMon:
             raise
         for stream, rfd, wfd in fds:
             t = threading.Thread(
-                target=self._copy, args=(stream, rfd, wfd), name=f"logmon-{paths.task}-{stream}", daemon=True
+                target=self._copy,
+                args=(stream, rfd, wfd),
+                name=f"logmon-{paths.task}-{stream}",
+                daemon=True,
             )
             t.start()
             self._threads.append(t)
@@ -153,7 +156,7 @@ class LogMon:
                 if self._echo is not None:
                     try:
                         self._echo(stream, chunk)
-                    except Exception:  # a broken terminal must not stop the copy
+                    except Exception:  # noqa: BLE001 - a broken terminal must not stop the copy
                         self._echo = None
         finally:
             os.close(rfd)
@@ -166,7 +169,7 @@ class LogMon:
         for t in self._threads:
             t.join()
 
-    def __enter__(self) -> "LogMon":
+    def __enter__(self) -> LogMon:
         return self
 
     def __exit__(self, *exc: object) -> None:

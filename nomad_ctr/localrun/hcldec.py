@@ -16,9 +16,10 @@ drivers document: an object given for a list(map(...)) option is a one-element l
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 from nomad_ctr.driver import cty
 from nomad_ctr.driver.cty import (
@@ -35,7 +36,7 @@ from nomad_ctr.driver.cty import (
 )
 from nomad_ctr.driver.hclspec import Spec, implied_type, parse_type_expr
 
-__all__ = ["HclDecodeError", "Decoded", "decode_body", "convert", "evaluate_literal"]
+__all__ = ["Decoded", "HclDecodeError", "convert", "decode_body", "evaluate_literal"]
 
 _BLOCK_KINDS = ("block_value", "block_list", "block_set", "block_map", "block_attrs")
 
@@ -115,8 +116,8 @@ def _decode(spec: Spec, body: Mapping[str, Any], path: str, hint: str) -> Decode
             values[key], types[key] = d.value, d.type
         return Decoded(values, ObjectType.of(types))
     if kind == "array":
-        items = [_decode(child, body, path, hint) for child in spec.array.values]
-        return Decoded([d.value for d in items], TupleType(tuple(d.type for d in items)))
+        parts = [_decode(child, body, path, hint) for child in spec.array.values]
+        return Decoded([d.value for d in parts], TupleType(tuple(d.type for d in parts)))
     if kind == "Attr":
         name = spec.Attr.name or hint
         ty = _type(spec.Attr.type, _join(path, name))
@@ -146,7 +147,9 @@ def _decode(spec: Spec, body: Mapping[str, Any], path: str, hint: str) -> Decode
         if b.max_items and len(items) > b.max_items:
             raise HclDecodeError(where, f"at most {b.max_items} {name!r} block(s) allowed")
         decoded = [_nested(b.nested, item, f"{where}[{i}]") for i, item in enumerate(items)]
-        return _collection(decoded, implied_type(b.nested), SetType if kind == "block_set" else ListType)
+        return _collection(
+            decoded, implied_type(b.nested), SetType if kind == "block_set" else ListType
+        )
     if kind == "block_attrs":
         b = spec.block_attrs
         name = b.name or hint
@@ -265,7 +268,9 @@ def evaluate_literal(text: str, path: str = "") -> Decoded:
         body = parse_text(f"v = {text}\n", "literal")
         value = evaluate(body.attributes.get("v"), {}, path)
     except HclError as exc:
-        raise HclDecodeError(path, f"the plugin's schema has a bad literal {text!r}: {exc}") from None
+        raise HclDecodeError(
+            path, f"the plugin's schema has a bad literal {text!r}: {exc}"
+        ) from None
     return Decoded(value, _implied(value))
 
 
@@ -361,24 +366,29 @@ def convert(value: Any, ty: CtyType, path: str) -> Decoded:
         if not isinstance(value, list):
             kind = "list" if isinstance(ty, ListType) else "set"
             raise HclDecodeError(path, f"a {kind} is required, got {_describe(value)}")
-        items = [convert(v, ty.elem, f"{path}[{i}]") for i, v in enumerate(value)]
-        elem = _unify([d for d in items], ty.elem, path)
-        values = [d.value if d.type == elem else convert(d.value, elem, path).value for d in items]
-        return Decoded(values, type(ty)(elem))
+        elems = [convert(v, ty.elem, f"{path}[{i}]") for i, v in enumerate(value)]
+        elem = _unify(elems, ty.elem, path)
+        seq = [d.value if d.type == elem else convert(d.value, elem, path).value for d in elems]
+        return Decoded(seq, type(ty)(elem))
     if isinstance(ty, TupleType):
         if not isinstance(value, list):
             raise HclDecodeError(path, f"a tuple is required, got {_describe(value)}")
         if len(value) != len(ty.elems):
-            raise HclDecodeError(path, f"a tuple of {len(ty.elems)} elements is required, got {len(value)}")
-        items = [convert(v, t, f"{path}[{i}]") for i, (v, t) in enumerate(zip(value, ty.elems))]
-        return Decoded([d.value for d in items], TupleType(tuple(d.type for d in items)))
+            raise HclDecodeError(
+                path, f"a tuple of {len(ty.elems)} elements is required, got {len(value)}"
+            )
+        slots = [convert(v, t, f"{path}[{i}]") for i, (v, t) in enumerate(zip(value, ty.elems))]
+        return Decoded([d.value for d in slots], TupleType(tuple(d.type for d in slots)))
     if isinstance(ty, MapType):
         if not isinstance(value, Mapping):
             raise HclDecodeError(path, f"a map is required, got {_describe(value)}")
         conv = {k: convert(v, ty.elem, f"{path}[{k!r}]") for k, v in value.items()}
         elem = _unify(list(conv.values()), ty.elem, path)
-        values = {k: d.value if d.type == elem else convert(d.value, elem, path).value for k, d in conv.items()}
-        return Decoded(values, MapType(elem))
+        entries = {
+            k: d.value if d.type == elem else convert(d.value, elem, path).value
+            for k, d in conv.items()
+        }
+        return Decoded(entries, MapType(elem))
     if isinstance(ty, ObjectType):
         if not isinstance(value, Mapping):
             raise HclDecodeError(path, f"an object is required, got {_describe(value)}")
@@ -386,13 +396,14 @@ def convert(value: Any, ty: CtyType, path: str) -> Decoded:
         for key in value:
             if key not in want:
                 raise HclDecodeError(_join(path, key), f"unsupported attribute {key!r}")
-        values, types = {}, {}
+        attrs: dict[str, Any] = {}
+        types: dict[str, CtyType] = {}
         for key, t in want.items():
             if key not in value:
                 raise HclDecodeError(_join(path, key), f"the attribute {key!r} is required")
             d = convert(value[key], t, _join(path, key))
-            values[key], types[key] = d.value, d.type
-        return Decoded(values, ObjectType.of(types))
+            attrs[key], types[key] = d.value, d.type
+        return Decoded(attrs, ObjectType.of(types))
     raise HclDecodeError(path, f"unsupported type {ty!r}")
 
 

@@ -13,17 +13,24 @@ error naming the attribute: localrun is not an HCL evaluator.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-__all__ = ["HclError", "Block", "Body", "parse_file", "parse_text", "evaluate", "evaluate_body"]
+__all__ = ["Block", "Body", "HclError", "evaluate", "evaluate_body", "parse_file", "parse_text"]
 
-_META_KEYS = {"__is_block__", "__comments__", "__inline_comments__", "__start_line__", "__end_line__"}
+_META_KEYS = {
+    "__is_block__",
+    "__comments__",
+    "__inline_comments__",
+    "__start_line__",
+    "__end_line__",
+}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\Z")
 _INDEXED = re.compile(r'([A-Za-z_][A-Za-z0-9_-]*)\[\s*"([^"]*)"\s*\]\Z')
-_HEREDOC = re.compile(r'"<<(-?)([A-Za-z][A-Za-z0-9._-]*)\r?\n(.*?)[ \t]*\2"\Z', re.S)
+_HEREDOC = re.compile(r'"<<(-?)([A-Za-z][A-Za-z0-9._-]*)\r?\n(.*?)[ \t]*\2"\Z', re.DOTALL)
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
 
 
@@ -36,7 +43,7 @@ class HclError(ValueError):
 class Block:
     type: str
     labels: list[str]
-    body: "Body"
+    body: Body
 
 
 @dataclass
@@ -49,7 +56,7 @@ class Body:
     def blocks_of(self, type_: str) -> list[Block]:
         return [b for b in self.blocks if b.type == type_]
 
-    def one_block(self, type_: str, where: str) -> "Block | None":
+    def one_block(self, type_: str, where: str) -> Block | None:
         found = self.blocks_of(type_)
         if len(found) > 1:
             raise HclError(f"{where}: more than one {type_} block")
@@ -66,7 +73,7 @@ def parse_text(text: str, filename: str = "<string>") -> Body:
     )
     try:
         raw = hcl2.loads(text, serialization_options=options)
-    except Exception as exc:  # lark raises many kinds; all mean "not valid HCL"
+    except Exception as exc:  # noqa: BLE001 - lark raises many kinds; all mean "not valid HCL"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HclError(f"{filename}: not valid HCL: {first}") from None
     return _body(raw)
@@ -132,7 +139,12 @@ def evaluate(raw: Any, variables: Mapping[str, str] | None = None, path: str = "
     if isinstance(raw, str):
         heredoc = _HEREDOC.match(raw)
         if heredoc:
-            return _template(_heredoc_text(heredoc.group(3), heredoc.group(1) == "-"), variables, path, escapes=False)
+            return _template(
+                _heredoc_text(heredoc.group(3), heredoc.group(1) == "-"),
+                variables,
+                path,
+                escapes=False,
+            )
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
             return _template(raw[1:-1], variables, path)
         return _expression(raw, variables, path)
@@ -151,7 +163,9 @@ def evaluate(raw: Any, variables: Mapping[str, str] | None = None, path: str = "
     raise HclError(f"{path}: unsupported value {raw!r}")
 
 
-def evaluate_body(body: Body, variables: Mapping[str, str] | None = None, path: str = "") -> dict[str, Any]:
+def evaluate_body(
+    body: Body, variables: Mapping[str, str] | None = None, path: str = ""
+) -> dict[str, Any]:
     """The generic map Nomad stores for a body: attributes evaluated, blocks as lists
     of their bodies (nested by label)."""
     out: dict[str, Any] = {}

@@ -17,17 +17,17 @@ from typing import Any
 from nomad_ctr.localrun.hclfile import Body, HclError, evaluate, parse_file, parse_text
 
 __all__ = [
+    "DEFAULT_CPU",
+    "DEFAULT_KILL_TIMEOUT",
+    "DEFAULT_MEMORY_MB",
+    "AgentConfig",
     "JobTask",
     "PluginBlock",
-    "AgentConfig",
-    "load_job",
     "load_agent",
-    "parse_job",
+    "load_job",
     "parse_agent",
     "parse_duration",
-    "DEFAULT_CPU",
-    "DEFAULT_MEMORY_MB",
-    "DEFAULT_KILL_TIMEOUT",
+    "parse_job",
 ]
 
 # what Nomad fills in when a task leaves these out
@@ -131,7 +131,7 @@ def parse_duration(text: str, where: str = "duration") -> float:
     while pos < len(s):
         m = _DURATION_PART.match(s, pos)
         if not m:
-            raise HclError(f"{where}: {text!r} is not a duration (e.g. \"5s\", \"1m30s\")")
+            raise HclError(f'{where}: {text!r} is not a duration (e.g. "5s", "1m30s")')
         total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
     if not s:
@@ -152,7 +152,7 @@ def parse_job(body: Body | str, task: str | None = None, source: str = "job") ->
         body = parse_text(body, source)
     jobs = body.blocks_of("job")
     if len(jobs) != 1 or len(jobs[0].labels) != 1:
-        raise HclError(f"{source}: want exactly one job \"<id>\" block")
+        raise HclError(f'{source}: want exactly one job "<id>" block')
     job = jobs[0]
     job_id = job.labels[0]
     where = f"job {job_id!r}"
@@ -171,12 +171,16 @@ def parse_job(body: Body | str, task: str | None = None, source: str = "job") ->
     names = [tb.labels[0] for _, tb in candidates]
     if task is None:
         if len(candidates) > 1:
-            raise HclError(f"{source}: job {job_id!r} has several tasks ({', '.join(names)}); choose one with --task")
+            raise HclError(
+                f"{source}: job {job_id!r} has several tasks ({', '.join(names)}); choose one with --task"
+            )
         group, tb = candidates[0]
     else:
         found = [(g, t) for g, t in candidates if t.labels[0] == task]
         if not found:
-            raise HclError(f"{source}: no task {task!r} in job {job_id!r} (tasks: {', '.join(names)})")
+            raise HclError(
+                f"{source}: no task {task!r} in job {job_id!r} (tasks: {', '.join(names)})"
+            )
         if len(found) > 1:
             raise HclError(f"{source}: task {task!r} appears in more than one group")
         group, tb = found[0]

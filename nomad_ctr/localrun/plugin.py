@@ -15,9 +15,10 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
@@ -44,7 +45,7 @@ from nomad_ctr.localrun.taskenv import (
     task_env,
 )
 
-__all__ = ["DriverError", "ExitResult", "LocalPlugin", "TaskRun", "PLUGIN_API_VERSION"]
+__all__ = ["PLUGIN_API_VERSION", "DriverError", "ExitResult", "LocalPlugin", "TaskRun"]
 
 PLUGIN_API_VERSION = "v0.1.0"
 DEFAULT_PLUGIN = "containerd-driver"
@@ -58,16 +59,20 @@ log = logging.getLogger("nomad_ctr.localrun")
 class DriverError(RuntimeError):
     """The plugin answered an RPC with an error status (or broke the protocol)."""
 
-    def __init__(self, rpc: str, code: grpc.StatusCode | None, message: str, recoverable: bool = False) -> None:
+    def __init__(
+        self, rpc: str, code: grpc.StatusCode | None, message: str, recoverable: bool = False
+    ) -> None:
         name = code.name if code is not None else "PROTOCOL"
-        super().__init__(f"{rpc}: {message}" if code is None else f"{rpc} failed ({name}): {message}")
+        super().__init__(
+            f"{rpc}: {message}" if code is None else f"{rpc} failed ({name}): {message}"
+        )
         self.rpc = rpc
         self.code = code
         self.message = message
         self.recoverable = recoverable
 
     @classmethod
-    def from_rpc(cls, rpc: str, exc: grpc.RpcError) -> "DriverError":
+    def from_rpc(cls, rpc: str, exc: grpc.RpcError) -> DriverError:
         code = exc.code() if hasattr(exc, "code") else None
         details = exc.details() if hasattr(exc, "details") else str(exc)
         return cls(rpc, code, details or "", _recoverable(exc))
@@ -81,7 +86,7 @@ def _recoverable(exc: grpc.RpcError) -> bool:
         from nomad_ctr._pb import recoverable_error_pb2
 
         status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    except Exception:
+    except Exception:  # noqa: BLE001 - no parsable details: not recoverable
         return False
     if status is None:
         return False
@@ -147,7 +152,7 @@ class LocalPlugin:
         env: Mapping[str, str] | None = None,
         start_timeout: float = 60.0,
         setup: bool = True,
-    ) -> "LocalPlugin":
+    ) -> LocalPlugin:
         """Start the plugin executable as Nomad does and, with `setup`, play the main
         instance's start sequence. The plugin's config comes from `plugin_config` (a
         generic map, as hclfile.evaluate_body makes) or the agent file's
@@ -156,7 +161,11 @@ class LocalPlugin:
         block = agent.plugins.get(plugin_name) if agent is not None else None
         if agent is not None and block is None and plugin_config is None:
             names = ", ".join(sorted(agent.plugins)) or "none"
-            raise DriverError("launch", None, f"the agent config has no plugin {plugin_name!r} block (has: {names})")
+            raise DriverError(
+                "launch",
+                None,
+                f"the agent config has no plugin {plugin_name!r} block (has: {names})",
+            )
         argv = list(command) if command else None
         if argv is None:
             from nomad_ctr.localrun.process import default_plugin_command
@@ -190,9 +199,13 @@ class LocalPlugin:
         """Health, PluginInfo, ConfigSchema, SetConfig, Init, Fingerprint, TaskEvents,
         TaskConfigSchema, Capabilities (§3.3 step 4, §11)."""
         if not self.health():
-            raise DriverError("Health/Check", None, "the plugin does not report service 'plugin' as SERVING")
+            raise DriverError(
+                "Health/Check", None, "the plugin does not report service 'plugin' as SERVING"
+            )
         self.info = self.plugin_info()
-        self.config_schema = self._call("ConfigSchema", self.base.ConfigSchema, base_pb2.ConfigSchemaRequest()).spec
+        self.config_schema = self._call(
+            "ConfigSchema", self.base.ConfigSchema, base_pb2.ConfigSchemaRequest()
+        ).spec
         self.set_config(config)
         self.init()
         self.start_streams()
@@ -204,7 +217,9 @@ class LocalPlugin:
             "Capabilities", self.driver.Capabilities, driver_pb2.CapabilitiesRequest()
         ).capabilities
 
-    def _call(self, name: str, method: Any, request: Any, timeout: float | None = SETUP_TIMEOUT) -> Any:
+    def _call(
+        self, name: str, method: Any, request: Any, timeout: float | None = SETUP_TIMEOUT
+    ) -> Any:
         try:
             return method(request, timeout=timeout)
         except grpc.RpcError as exc:
@@ -226,16 +241,22 @@ class LocalPlugin:
         info = self._call("PluginInfo", self.base.PluginInfo, base_pb2.PluginInfoRequest())
         if info.type != base_pb2.DRIVER:
             raise DriverError("PluginInfo", None, f"plugin type is {info.type}, not DRIVER")
-        if not any(v.lstrip("v") == PLUGIN_API_VERSION.lstrip("v") for v in info.plugin_api_versions):
+        if not any(
+            v.lstrip("v") == PLUGIN_API_VERSION.lstrip("v") for v in info.plugin_api_versions
+        ):
             raise DriverError(
-                "PluginInfo", None, f"plugin API versions {list(info.plugin_api_versions)} lack {PLUGIN_API_VERSION}"
+                "PluginInfo",
+                None,
+                f"plugin API versions {list(info.plugin_api_versions)} lack {PLUGIN_API_VERSION}",
             )
         return info
 
     def encode_plugin_config(self, config: Mapping[str, Any] | None) -> Decoded:
         """The agent's plugin config decoded with ConfigSchema (defaults applied)."""
         if self.config_schema is None:
-            self.config_schema = self._call("ConfigSchema", self.base.ConfigSchema, base_pb2.ConfigSchemaRequest()).spec
+            self.config_schema = self._call(
+                "ConfigSchema", self.base.ConfigSchema, base_pb2.ConfigSchemaRequest()
+            ).spec
         name = self.info.name if self.info else DEFAULT_PLUGIN
         return decode_body(config, self.config_schema, path=f"plugin {name!r}.config")
 
@@ -265,8 +286,12 @@ class LocalPlugin:
         fp = self.driver.Fingerprint(driver_pb2.FingerprintRequest())
         ev = self.driver.TaskEvents(driver_pb2.TaskEventsRequest())
         self._streams += [fp, ev]
-        threading.Thread(target=self._drain_fingerprint, args=(fp,), name="fingerprint", daemon=True).start()
-        threading.Thread(target=self._drain_events, args=(ev,), name="task-events", daemon=True).start()
+        threading.Thread(
+            target=self._drain_fingerprint, args=(fp,), name="fingerprint", daemon=True
+        ).start()
+        threading.Thread(
+            target=self._drain_events, args=(ev,), name="task-events", daemon=True
+        ).start()
 
     def _drain_fingerprint(self, stream: Iterator[driver_pb2.FingerprintResponse]) -> None:
         try:
@@ -276,7 +301,10 @@ class LocalPlugin:
                     self._fingerprint_cv.notify_all()
         except grpc.RpcError as exc:
             if not self._closed:
-                log.warning("fingerprint stream ended: %s", exc.details() if hasattr(exc, "details") else exc)
+                log.warning(
+                    "fingerprint stream ended: %s",
+                    exc.details() if hasattr(exc, "details") else exc,
+                )
                 with self._fingerprint_cv:
                     self._fingerprint_error = DriverError.from_rpc("Fingerprint", exc)
                     self._fingerprint_cv.notify_all()
@@ -294,7 +322,10 @@ class LocalPlugin:
                         log.exception("task event listener failed")
         except grpc.RpcError as exc:
             if not self._closed:
-                log.warning("task events stream ended: %s", exc.details() if hasattr(exc, "details") else exc)
+                log.warning(
+                    "task events stream ended: %s",
+                    exc.details() if hasattr(exc, "details") else exc,
+                )
 
     def on_event(self, listener: Callable[[driver_pb2.DriverTaskEvent], None]) -> None:
         with self._lock:
@@ -307,7 +338,9 @@ class LocalPlugin:
 
     _fingerprint_error: DriverError | None = None
 
-    def wait_fingerprint(self, timeout: float = FINGERPRINT_TIMEOUT) -> driver_pb2.FingerprintResponse:
+    def wait_fingerprint(
+        self, timeout: float = FINGERPRINT_TIMEOUT
+    ) -> driver_pb2.FingerprintResponse:
         """The first fingerprint; DriverError if it does not come or is not healthy."""
         deadline = time.monotonic() + timeout
         with self._fingerprint_cv:
@@ -329,7 +362,9 @@ class LocalPlugin:
         """A task's generic config {} decoded with TaskConfigSchema."""
         if self.task_config_schema is None:
             self.task_config_schema = self._call(
-                "TaskConfigSchema", self.driver.TaskConfigSchema, driver_pb2.TaskConfigSchemaRequest()
+                "TaskConfigSchema",
+                self.driver.TaskConfigSchema,
+                driver_pb2.TaskConfigSchemaRequest(),
             ).spec
         return decode_body(config, self.task_config_schema, path=path)
 
@@ -344,14 +379,25 @@ class LocalPlugin:
         schema). Config errors raise HclDecodeError / HclError naming the key."""
         if self.info is not None and task.driver != self.info.name:
             raise DriverError(
-                "StartTask", None, f"task {task.name!r} uses driver {task.driver!r}, the plugin is {self.info.name!r}"
+                "StartTask",
+                None,
+                f"task {task.name!r} uses driver {task.driver!r}, the plugin is {self.info.name!r}",
             )
         alloc = alloc or new_allocation()
-        root = Path(alloc_dir) if alloc_dir is not None else Path(tempfile.mkdtemp(prefix="nomad-ctr-alloc-"))
+        root = (
+            Path(alloc_dir)
+            if alloc_dir is not None
+            else Path(tempfile.mkdtemp(prefix="nomad-ctr-alloc-"))
+        )
         paths = build_alloc_dir(root, task.name)
-        image_fs = self.capabilities is None or self.capabilities.fs_isolation == driver_pb2.DriverCapabilities.IMAGE
+        image_fs = (
+            self.capabilities is None
+            or self.capabilities.fs_isolation == driver_pb2.DriverCapabilities.IMAGE
+        )
         env = task_env(task, alloc, paths, fs_isolation_image=image_fs)
-        generic = evaluate_body(task.config, config_variables(env, task), "config") if task.config else {}
+        generic = (
+            evaluate_body(task.config, config_variables(env, task), "config") if task.config else {}
+        )
         decoded = self.encode_task_config(generic, path=f"task {task.name!r}.config")
         config = build_task_config(task, alloc, paths, env=env, msgpack_config=decoded.msgpack)
         return config, paths
@@ -364,7 +410,7 @@ class LocalPlugin:
         alloc: Allocation | None = None,
         echo: Echo | None = None,
         max_kill_timeout: float = 30.0,
-    ) -> "TaskRun":
+    ) -> TaskRun:
         config, paths = self.prepare_task(task, alloc_dir=alloc_dir, alloc=alloc)
         run = self.start_task_config(config, paths=paths, echo=echo)
         run.kill_signal = task.kill_signal
@@ -372,12 +418,21 @@ class LocalPlugin:
         return run
 
     def start_task_config(
-        self, config: driver_pb2.TaskConfig, *, paths: TaskPaths | None = None, echo: Echo | None = None
-    ) -> "TaskRun":
+        self,
+        config: driver_pb2.TaskConfig,
+        *,
+        paths: TaskPaths | None = None,
+        echo: Echo | None = None,
+    ) -> TaskRun:
         """StartTask with a ready TaskConfig; runs logmon on its FIFOs when `paths` is given."""
         logmon = LogMon(paths, echo) if paths is not None else None
         try:
-            resp = self._call("StartTask", self.driver.StartTask, driver_pb2.StartTaskRequest(task=config), timeout=None)
+            resp = self._call(
+                "StartTask",
+                self.driver.StartTask,
+                driver_pb2.StartTaskRequest(task=config),
+                timeout=None,
+            )
         except BaseException:
             if logmon is not None:
                 logmon.stop(0)
@@ -389,10 +444,19 @@ class LocalPlugin:
         return TaskRun(self, config, resp.handle, paths, logmon)
 
     def recover_task(
-        self, handle: driver_pb2.TaskHandle, *, paths: TaskPaths | None = None, echo: Echo | None = None
-    ) -> "TaskRun":
+        self,
+        handle: driver_pb2.TaskHandle,
+        *,
+        paths: TaskPaths | None = None,
+        echo: Echo | None = None,
+    ) -> TaskRun:
         """RecoverTask with a stored handle (task_id left empty, as Nomad does)."""
-        self._call("RecoverTask", self.driver.RecoverTask, driver_pb2.RecoverTaskRequest(handle=handle), timeout=None)
+        self._call(
+            "RecoverTask",
+            self.driver.RecoverTask,
+            driver_pb2.RecoverTaskRequest(handle=handle),
+            timeout=None,
+        )
         logmon = LogMon(paths, echo) if paths is not None else None
         return TaskRun(self, handle.config, handle, paths, logmon)
 
@@ -406,7 +470,9 @@ class LocalPlugin:
         self._closed = True
         for call in (
             lambda: self.driver.Shutdown(driver_pb2.ShutdownRequest(), timeout=SHUTDOWN_DEADLINE),
-            lambda: self.controller.Shutdown(grpc_controller_pb2.Empty(), timeout=SHUTDOWN_DEADLINE),
+            lambda: self.controller.Shutdown(
+                grpc_controller_pb2.Empty(), timeout=SHUTDOWN_DEADLINE
+            ),
         ):
             try:
                 call()
@@ -417,7 +483,7 @@ class LocalPlugin:
         self.channel.close()
         return self.process.kill(2.0) if self.process else None
 
-    def __enter__(self) -> "LocalPlugin":
+    def __enter__(self) -> LocalPlugin:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -458,10 +524,14 @@ class TaskRun:
         if self._result is not None:
             return self._result
         try:
-            resp = self.plugin.driver.WaitTask(driver_pb2.WaitTaskRequest(task_id=self.id), timeout=timeout)
+            resp = self.plugin.driver.WaitTask(
+                driver_pb2.WaitTaskRequest(task_id=self.id), timeout=timeout
+            )
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED and timeout is not None:
-                raise TimeoutError(f"task {self.config.name!r} still running after {timeout:g}s") from None
+                raise TimeoutError(
+                    f"task {self.config.name!r} still running after {timeout:g}s"
+                ) from None
             raise DriverError.from_rpc("WaitTask", exc) from None
         r = resp.result
         self._result = ExitResult(r.exit_code, r.signal, r.oom_killed, resp.err)
@@ -481,7 +551,9 @@ class TaskRun:
         if self._destroyed:
             return
         self.plugin._call(
-            "DestroyTask", self.plugin.driver.DestroyTask, driver_pb2.DestroyTaskRequest(task_id=self.id, force=force)
+            "DestroyTask",
+            self.plugin.driver.DestroyTask,
+            driver_pb2.DestroyTaskRequest(task_id=self.id, force=force),
         )
         self._destroyed = True
         self.stop_logs()
@@ -493,16 +565,22 @@ class TaskRun:
 
     def inspect(self) -> driver_pb2.InspectTaskResponse:
         return self.plugin._call(
-            "InspectTask", self.plugin.driver.InspectTask, driver_pb2.InspectTaskRequest(task_id=self.id)
+            "InspectTask",
+            self.plugin.driver.InspectTask,
+            driver_pb2.InspectTaskRequest(task_id=self.id),
         )
 
     def signal(self, signal: str) -> None:
         self.plugin._call(
-            "SignalTask", self.plugin.driver.SignalTask, driver_pb2.SignalTaskRequest(task_id=self.id, signal=signal)
+            "SignalTask",
+            self.plugin.driver.SignalTask,
+            driver_pb2.SignalTaskRequest(task_id=self.id, signal=signal),
         )
 
     def exec(self, command: Sequence[str], timeout: float = 0.0) -> driver_pb2.ExecTaskResponse:
-        request = driver_pb2.ExecTaskRequest(task_id=self.id, command=list(command), timeout=_duration(timeout))
+        request = driver_pb2.ExecTaskRequest(
+            task_id=self.id, command=list(command), timeout=_duration(timeout)
+        )
         return self.plugin._call("ExecTask", self.plugin.driver.ExecTask, request, timeout=None)
 
     def stats(self, interval: float = 1.0) -> Iterator[driver_pb2.TaskStats]:
@@ -520,12 +598,20 @@ class TaskRun:
             stream.cancel()
 
     def stdout(self) -> bytes:
-        return self.paths.stdout_file.read_bytes() if self.paths and self.paths.stdout_file.exists() else b""
+        return (
+            self.paths.stdout_file.read_bytes()
+            if self.paths and self.paths.stdout_file.exists()
+            else b""
+        )
 
     def stderr(self) -> bytes:
-        return self.paths.stderr_file.read_bytes() if self.paths and self.paths.stderr_file.exists() else b""
+        return (
+            self.paths.stderr_file.read_bytes()
+            if self.paths and self.paths.stderr_file.exists()
+            else b""
+        )
 
-    def __enter__(self) -> "TaskRun":
+    def __enter__(self) -> TaskRun:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,17 +16,17 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 __all__ = [
     "MAGIC_COOKIE_KEY",
     "MAGIC_COOKIE_VALUE",
-    "PluginStartError",
     "Handshake",
     "PluginProcess",
-    "parse_handshake",
+    "PluginStartError",
     "default_plugin_command",
+    "parse_handshake",
 ]
 
 MAGIC_COOKIE_KEY = "NOMAD_PLUGIN_MAGIC_COOKIE"
@@ -71,7 +71,9 @@ def parse_handshake(line: str) -> Handshake:
     try:
         core, app = int(fields[0]), int(fields[1])
     except ValueError:
-        raise PluginStartError(f"bad protocol versions in handshake: {line.strip()[:200]!r}") from None
+        raise PluginStartError(
+            f"bad protocol versions in handshake: {line.strip()[:200]!r}"
+        ) from None
     if core != 1:
         raise PluginStartError(f"core protocol version {core} is not 1")
     if app != 2:
@@ -102,7 +104,12 @@ def default_plugin_command() -> list[str]:
 class PluginProcess:
     """A running plugin process after a good handshake."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], handshake: Handshake, stderr_tail: collections.deque[str]) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        handshake: Handshake,
+        stderr_tail: collections.deque[str],
+    ) -> None:
         self.proc = proc
         self.handshake = handshake
         self._stderr_tail = stderr_tail
@@ -126,7 +133,7 @@ class PluginProcess:
         *,
         env: Mapping[str, str] | None = None,
         timeout: float = START_TIMEOUT,
-    ) -> "PluginProcess":
+    ) -> PluginProcess:
         argv = list(command or default_plugin_command())
         full_env = dict(os.environ if env is None else env)
         full_env.update(PLUGIN_ENV)  # appended last in Nomad, so they win
@@ -140,26 +147,36 @@ class PluginProcess:
                 close_fds=True,
             )
         except OSError as exc:
-            raise PluginStartError(f"cannot start plugin {argv[0]!r}: {exc.strerror or exc}") from None
+            raise PluginStartError(
+                f"cannot start plugin {argv[0]!r}: {exc.strerror or exc}"
+            ) from None
 
         lines: queue.Queue[str | None] = queue.Queue()
         tail: collections.deque[str] = collections.deque(maxlen=20)
-        threading.Thread(target=_read_stdout, args=(proc, lines), name="plugin-stdout", daemon=True).start()
+        threading.Thread(
+            target=_read_stdout, args=(proc, lines), name="plugin-stdout", daemon=True
+        ).start()
         stderr_thread = threading.Thread(
-            target=_read_stderr, args=(proc, tail, os.path.basename(argv[0])), name="plugin-stderr", daemon=True
+            target=_read_stderr,
+            args=(proc, tail, os.path.basename(argv[0])),
+            name="plugin-stderr",
+            daemon=True,
         )
         stderr_thread.start()
         try:
             line = lines.get(timeout=timeout)
         except queue.Empty:
             _kill(proc)
-            raise PluginStartError(f"plugin {argv[0]!r} wrote no handshake within {timeout:g}s") from None
+            raise PluginStartError(
+                f"plugin {argv[0]!r} wrote no handshake within {timeout:g}s"
+            ) from None
         if line is None:
             code = proc.wait()
             stderr_thread.join(1.0)
             detail = "; ".join(_message(ln) for ln in list(tail)[-3:])
             raise PluginStartError(
-                f"plugin exited (status {code}) before we could connect" + (f": {detail}" if detail else "")
+                f"plugin exited (status {code}) before we could connect"
+                + (f": {detail}" if detail else "")
             )
         try:
             handshake = parse_handshake(line)

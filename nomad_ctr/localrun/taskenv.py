@@ -9,15 +9,23 @@ import os
 import secrets
 import string
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from nomad_ctr._pb import driver_pb2
 from nomad_ctr.localrun.allocdir import TaskPaths
 from nomad_ctr.localrun.hclfile import evaluate
 from nomad_ctr.localrun.jobfile import JobTask
 
-__all__ = ["Allocation", "new_allocation", "task_env", "task_id", "build_task_config", "cpuset_for_cores"]
+__all__ = [
+    "Allocation",
+    "build_task_config",
+    "cpuset_for_cores",
+    "new_allocation",
+    "task_env",
+    "task_id",
+]
 
 _ID_CHARS = string.ascii_lowercase + string.digits
 MIB = 1024 * 1024
@@ -73,7 +81,11 @@ def task_env(
     if fs_isolation_image:  # the driver mounts these at /alloc, /local, /secrets
         alloc_dir, task_dir, secrets_dir = "/alloc", "/local", "/secrets"
     else:
-        alloc_dir, task_dir, secrets_dir = str(paths.shared_dir), str(paths.local_dir), str(paths.secrets_dir)
+        alloc_dir, task_dir, secrets_dir = (
+            str(paths.shared_dir),
+            str(paths.local_dir),
+            str(paths.secrets_dir),
+        )
     env = {
         "NOMAD_ALLOC_DIR": alloc_dir,
         "NOMAD_TASK_DIR": task_dir,

@@ -7,4 +7,6 @@ import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "arm64: cross-builds the arm64 bridge and checks it under qemu-aarch64")
+    config.addinivalue_line(
+        "markers", "arm64: cross-builds the arm64 bridge and checks it under qemu-aarch64"
+    )

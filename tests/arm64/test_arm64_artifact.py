@@ -29,7 +29,15 @@ pytestmark = pytest.mark.arm64
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-ABI_SYMBOLS = ("gb_version", "gb_call", "gb_op_new", "gb_op_cancel", "gb_op_poll", "gb_release", "gb_free")
+ABI_SYMBOLS = (
+    "gb_version",
+    "gb_call",
+    "gb_op_new",
+    "gb_op_cancel",
+    "gb_op_poll",
+    "gb_release",
+    "gb_free",
+)
 SYSROOT = "/usr/aarch64-linux-gnu"
 CROSS_CC = "aarch64-linux-gnu-gcc"
 EM_AARCH64 = 183
@@ -38,7 +46,7 @@ ET_DYN = 3
 
 def _plat() -> str:
     text = (REPO / "Makefile.arm64").read_text()
-    m = re.search(r"^PLAT\s*:?=\s*(\S+)", text, re.M)
+    m = re.search(r"^PLAT\s*:?=\s*(\S+)", text, re.MULTILINE)
     assert m, "Makefile.arm64 sets no PLAT"
     return m.group(1)
 
@@ -50,14 +58,20 @@ def _qemu() -> str | None:
 def _toolchain() -> None:
     if shutil.which(CROSS_CC) and _qemu() and Path(SYSROOT, "include", "stdio.h").exists():
         return
-    proc = subprocess.run(["bash", str(HERE / "provision.sh")], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", str(HERE / "provision.sh")], check=False, capture_output=True, text=True
+    )
     if proc.returncode != 0:
-        pytest.skip(f"arm64 cross toolchain missing and not installable here: {proc.stderr.strip()[-300:]}")
+        pytest.skip(
+            f"arm64 cross toolchain missing and not installable here: {proc.stderr.strip()[-300:]}"
+        )
 
 
 def _source_key() -> str:
     h = hashlib.sha256()
-    files = sorted(p for p in (REPO / "gobridge").rglob("*") if p.is_file() and not p.name.endswith("_test.go"))
+    files = sorted(
+        p for p in (REPO / "gobridge").rglob("*") if p.is_file() and not p.name.endswith("_test.go")
+    )
     for path in [*files, REPO / "Makefile", REPO / "Makefile.arm64", REPO / "pyproject.toml"]:
         h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:20]
@@ -81,14 +95,25 @@ def _copy_tree(dest: Path) -> None:
 @pytest.fixture(scope="module")
 def arm64_build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     _toolchain()
-    cache = Path(os.environ.get("NOMAD_CTR_ARM64_CACHE", Path.home() / ".cache" / "nomad-ctr" / "arm64")) / _source_key()
+    cache = (
+        Path(
+            os.environ.get("NOMAD_CTR_ARM64_CACHE", Path.home() / ".cache" / "nomad-ctr" / "arm64")
+        )
+        / _source_key()
+    )
     lib, timing = cache / "libgobridge.so", cache / "build-seconds"
     if lib.exists() and timing.exists():
         return Build(lib, float(timing.read_text()), cached=True)
     tree = tmp_path_factory.mktemp("arm64-tree")
     _copy_tree(tree)
     start = time.monotonic()
-    proc = subprocess.run(["make", "-f", "Makefile.arm64", "gobridge"], cwd=tree, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["make", "-f", "Makefile.arm64", "gobridge"],
+        cwd=tree,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.monotonic() - start
     assert proc.returncode == 0, f"arm64 build failed:\n{proc.stdout}\n{proc.stderr}"
     cache.mkdir(parents=True, exist_ok=True)
@@ -143,7 +168,11 @@ def _dynamic_symbols(data: bytes) -> dict[str, tuple[int, int, int]]:
         st_name, st_info, _other, st_shndx, _value, _size = struct.unpack_from("<IBBHQQ", data, off)
         if st_name:
             end = data.index(b"\0", strtab.offset + st_name)
-            out[data[strtab.offset + st_name : end].decode()] = (st_info >> 4, st_info & 0xF, st_shndx)
+            out[data[strtab.offset + st_name : end].decode()] = (
+                st_info >> 4,
+                st_info & 0xF,
+                st_shndx,
+            )
     return out
 
 
@@ -151,7 +180,9 @@ def _dynamic_symbols(data: bytes) -> dict[str, tuple[int, int, int]]:
 
 
 def test_build_time_is_recorded(arm64_build: Build) -> None:
-    print(f"\narm64 gobridge build: {arm64_build.seconds:.1f}s ({'cached' if arm64_build.cached else 'fresh'})")
+    print(
+        f"\narm64 gobridge build: {arm64_build.seconds:.1f}s ({'cached' if arm64_build.cached else 'fresh'})"
+    )
     assert arm64_build.seconds > 0
 
 
@@ -165,7 +196,9 @@ def test_exports_the_gobridge_abi(arm64_build: Build) -> None:
     for name in ABI_SYMBOLS:
         assert name in symbols, f"{name} not exported"
         binding, kind, shndx = symbols[name]
-        assert (binding, kind) == (1, 2), f"{name}: binding {binding}, type {kind} (want GLOBAL FUNC)"
+        assert (binding, kind) == (1, 2), (
+            f"{name}: binding {binding}, type {kind} (want GLOBAL FUNC)"
+        )
         assert shndx != 0, f"{name} is undefined"
 
 
@@ -175,7 +208,9 @@ def test_needs_no_newer_glibc_than_the_wheel_tag_claims(arm64_build: Build) -> N
     dynstr = next(s for s in sections if s.name == ".dynstr")
     versions = {
         tuple(int(x) for x in m.group(1).split(b"."))
-        for m in re.finditer(rb"GLIBC_([0-9]+\.[0-9]+)", data[dynstr.offset : dynstr.offset + dynstr.size])
+        for m in re.finditer(
+            rb"GLIBC_([0-9]+\.[0-9]+)", data[dynstr.offset : dynstr.offset + dynstr.size]
+        )
     }
     assert versions, "no GLIBC version references: not a glibc build?"
     m = re.fullmatch(r"manylinux_(\d+)_(\d+)_aarch64", _plat())
@@ -185,12 +220,20 @@ def test_needs_no_newer_glibc_than_the_wheel_tag_claims(arm64_build: Build) -> N
 
 def test_loads_and_answers_gb_version_under_qemu(arm64_build: Build, tmp_path: Path) -> None:
     caller = tmp_path / "caller"
-    subprocess.run([CROSS_CC, "-O2", "-Wall", "-Werror", "-o", str(caller), str(HERE / "caller.c"), "-ldl"], check=True)
+    subprocess.run(
+        [CROSS_CC, "-O2", "-Wall", "-Werror", "-o", str(caller), str(HERE / "caller.c"), "-ldl"],
+        check=True,
+    )
     assert _elf(caller.read_bytes())[0]["machine"] == EM_AARCH64
     qemu = _qemu()
     assert qemu is not None
-    proc = subprocess.run([qemu, "-L", SYSROOT, str(caller), str(arm64_build.lib)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [qemu, "-L", SYSROOT, str(caller), str(arm64_build.lib)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout)
     assert answer["version"] == nomad_ctr.__version__

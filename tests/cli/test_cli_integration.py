@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -22,7 +22,11 @@ CLI = [sys.executable, "-m", "nomad_ctr.cli"]
 @pytest.fixture(scope="module")
 def env(stack) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
     namespace = f"cli-{uuid.uuid4().hex[:8]}"
-    e = {**os.environ, "CONTAINERD_ADDRESS": stack.containerd_address, "CONTAINERD_NAMESPACE": namespace}
+    e = {
+        **os.environ,
+        "CONTAINERD_ADDRESS": stack.containerd_address,
+        "CONTAINERD_NAMESPACE": namespace,
+    }
     yield e
     from nomad_ctr import Client
 
@@ -31,8 +35,18 @@ def env(stack) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
             c.delete(force=True)
 
 
-def cli(env: dict[str, str], *args: str, input: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, input=input, capture_output=True, text=True, timeout=timeout)
+def cli(
+    env: dict[str, str], *args: str, input: str | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        env=env,
+        input=input,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_pull_prints_the_digest(env: dict[str, str], images) -> None:  # type: ignore[no-untyped-def]
@@ -44,18 +58,38 @@ def test_pull_prints_the_digest(env: dict[str, str], images) -> None:  # type: i
 
 def test_private_pull_reads_the_password_from_stdin_and_never_prints_it(env, stack, images) -> None:  # type: ignore[no-untyped-def]
     bad = "not-the-password-" + uuid.uuid4().hex
-    proc = cli(env, "pull", "--user", stack.registry_user, "--password-stdin", images.private, input=bad)
+    proc = cli(
+        env, "pull", "--user", stack.registry_user, "--password-stdin", images.private, input=bad
+    )
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1 and "401" in proc.stderr
     assert bad not in proc.stderr + proc.stdout
-    proc = cli(env, "pull", "-q", "--user", stack.registry_user, "--password-stdin", images.private,
-               input=stack.registry_password + "\n")
+    proc = cli(
+        env,
+        "pull",
+        "-q",
+        "--user",
+        stack.registry_user,
+        "--password-stdin",
+        images.private,
+        input=stack.registry_password + "\n",
+    )
     assert proc.returncode == 0, proc.stderr
     assert stack.registry_password not in proc.stderr + proc.stdout
 
 
 def test_run_streams_output_and_returns_the_exit_code(env, images) -> None:  # type: ignore[no-untyped-def]
-    proc = cli(env, "run", "--rm", "-e", "WHO=world", images.plain, "sh", "-c", "echo hello $WHO; echo oops >&2; exit 7")
+    proc = cli(
+        env,
+        "run",
+        "--rm",
+        "-e",
+        "WHO=world",
+        images.plain,
+        "sh",
+        "-c",
+        "echo hello $WHO; echo oops >&2; exit 7",
+    )
     assert proc.returncode == 7
     assert proc.stdout == "hello world\n"
     assert proc.stderr == "oops\n"
@@ -64,14 +98,18 @@ def test_run_streams_output_and_returns_the_exit_code(env, images) -> None:  # t
 
 def test_detached_container_verbs(env, images) -> None:  # type: ignore[no-untyped-def]
     name = f"c-{uuid.uuid4().hex[:6]}"
-    proc = cli(env, "run", "-d", "--name", name, images.plain, "sh", "-c", "echo started; sleep 300")
+    proc = cli(
+        env, "run", "-d", "--name", name, images.plain, "sh", "-c", "echo started; sleep 300"
+    )
     assert (proc.returncode, proc.stdout) == (0, f"{name}\n"), proc.stderr
     ps = cli(env, "ps").stdout.splitlines()
     row = next(line for line in ps if line.startswith(name))
     assert "running" in row and images.plain in row
 
     stats = cli(env, "stats", name)
-    assert stats.returncode == 0 and stats.stdout.startswith("cpu") and "pids       1" in stats.stdout
+    assert (
+        stats.returncode == 0 and stats.stdout.startswith("cpu") and "pids       1" in stats.stdout
+    )
 
     ex = cli(env, "exec", name, "--", "sh", "-c", "echo inside; exit 5")
     assert (ex.returncode, ex.stdout) == (5, "inside\n")
@@ -105,17 +143,26 @@ def test_run_job_streams_logs_and_returns_the_exit_code(env, images, tmp_path: P
     assert proc.returncode == 4, proc.stderr
     assert proc.stdout == "from cli\n"
     assert "warn\n" in proc.stderr and "finished with exit code 4" in proc.stderr
-    assert (alloc / "alloc" / "logs" / "main.stdout.0").read_text() == "from cli\n"  # kept: --alloc-dir
+    assert (
+        alloc / "alloc" / "logs" / "main.stdout.0"
+    ).read_text() == "from cli\n"  # kept: --alloc-dir
 
 
 def test_run_job_ctrl_c_stops_with_the_kill_signal(env, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     job = _job(
-        tmp_path / "j.nomad", images.plain,
+        tmp_path / "j.nomad",
+        images.plain,
         "trap 'echo got-term; exit 9' USR2; echo ready; while true; do sleep 0.1; done",
         '      kill_signal = "SIGUSR2"\n      kill_timeout = "20s"\n',
     )
-    proc = subprocess.Popen([*CLI, "run-job", str(job)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLI, "run-job", str(job)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"

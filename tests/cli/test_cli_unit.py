@@ -24,8 +24,16 @@ def test_global_options_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
 
 
 def test_run_keeps_the_command_and_its_flags() -> None:
-    args = build_parser().parse_args(["run", "--rm", "-e", "A=1", "--name", "c", "img", "sh", "-c", "ls -l"])
-    assert (args.image, args.args, args.rm, args.env, args.name) == ("img", ["sh", "-c", "ls -l"], True, [("A", "1")], "c")
+    args = build_parser().parse_args(
+        ["run", "--rm", "-e", "A=1", "--name", "c", "img", "sh", "-c", "ls -l"]
+    )
+    assert (args.image, args.args, args.rm, args.env, args.name) == (
+        "img",
+        ["sh", "-c", "ls -l"],
+        True,
+        [("A", "1")],
+        "c",
+    )
 
 
 @pytest.mark.parametrize(
@@ -36,7 +44,9 @@ def test_run_keeps_the_command_and_its_flags() -> None:
         (["frobnicate"], "invalid choice"),
     ],
 )
-def test_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
@@ -61,13 +71,19 @@ def test_startup_imports_nothing_heavy() -> None:
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('grpc', 'rich', 'hcl2', 'lark', 'cffi', 'msgpack')"
         " or m.startswith('nomad_ctr._bridge')]; print(heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_runtime_errors_are_one_line_without_traceback() -> None:
     proc = subprocess.run(
-        [*CLI, "--address", "/nonexistent/containerd.sock", "ps"], capture_output=True, text=True, timeout=120
+        [*CLI, "--address", "/nonexistent/containerd.sock", "ps"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
@@ -78,10 +94,23 @@ def test_runtime_errors_are_one_line_without_traceback() -> None:
 
 def test_run_job_errors_name_the_file_and_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
     job = tmp_path / "bad.nomad"
-    job.write_text('job "j" {\n  group "g" {\n    task "t" {\n      driver = "containerd-driver"\n'
-                   '      kill_timeout = "soon"\n    }\n  }\n}\n')
-    proc = subprocess.run([*CLI, "run-job", str(job)], capture_output=True, text=True, timeout=60)
+    job.write_text(
+        'job "j" {\n  group "g" {\n    task "t" {\n      driver = "containerd-driver"\n'
+        '      kill_timeout = "soon"\n    }\n  }\n}\n'
+    )
+    proc = subprocess.run(
+        [*CLI, "run-job", str(job)], check=False, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "nomad-ctr: task 't'.kill_timeout: 'soon' is not a duration (e.g. \"5s\", \"1m30s\")"
-    proc = subprocess.run([*CLI, "run-job", str(tmp_path / "missing.nomad")], capture_output=True, text=True, timeout=60)
+    assert (
+        proc.stderr.strip()
+        == "nomad-ctr: task 't'.kill_timeout: 'soon' is not a duration (e.g. \"5s\", \"1m30s\")"
+    )
+    proc = subprocess.run(
+        [*CLI, "run-job", str(tmp_path / "missing.nomad")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1 and "missing.nomad: No such file or directory" in proc.stderr

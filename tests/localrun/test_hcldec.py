@@ -11,7 +11,14 @@ import pytest
 from nomad_ctr.driver import cty
 from nomad_ctr.driver.config import parse_driver_config, parse_task_config
 from nomad_ctr.driver.config_schema import driver_config_spec, task_config_spec
-from nomad_ctr.driver.cty import NUMBER, STRING, ListType, MapType, ObjectType, TupleType
+from nomad_ctr.driver.cty import (
+    NUMBER,
+    STRING,
+    ListType,
+    MapType,
+    ObjectType,
+    TupleType,
+)
 from nomad_ctr.driver.hclspec import (
     array,
     attr,
@@ -42,7 +49,9 @@ def test_fact_sheet_worked_example_bytes() -> None:
     spec = obj(image=attr("image", STRING, required=True), args=attr("args", ListType(STRING)))
     got = decode_body({"image": "redis"}, spec).msgpack
     assert got == bytes.fromhex("82a461726773c0a5696d616765a57265646973")
-    assert decode_body({"image": "redis", "args": ["a"]}, spec).msgpack.endswith(bytes.fromhex("a5696d616765a57265646973"))
+    assert decode_body({"image": "redis", "args": ["a"]}, spec).msgpack.endswith(
+        bytes.fromhex("a5696d616765a57265646973")
+    )
     assert bytes.fromhex("91a161") in decode_body({"image": "redis", "args": ["a"]}, spec).msgpack
 
 
@@ -57,7 +66,10 @@ def test_empty_agent_config_gets_defaults_and_the_plugin_accepts_it() -> None:
 
 
 def test_required_driver_option_is_named() -> None:
-    with pytest.raises(HclDecodeError, match=r"^config\.containerd_runtime: the argument 'containerd_runtime' is required"):
+    with pytest.raises(
+        HclDecodeError,
+        match=r"^config\.containerd_runtime: the argument 'containerd_runtime' is required",
+    ):
         decode_body({}, driver_config_spec())
 
 
@@ -99,16 +111,37 @@ def test_object_form_of_a_list_of_maps_option() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"image": "x", "imgae": "y"}, r"^config\.imgae: unsupported argument 'imgae'; did you mean 'image'\?"),
+        (
+            {"image": "x", "imgae": "y"},
+            r"^config\.imgae: unsupported argument 'imgae'; did you mean 'image'\?",
+        ),
         ({}, r"^config\.image: the argument 'image' is required"),
         ({"image": "x", "args": "a b"}, r"^config\.args: a list is required, got a string"),
-        ({"image": "x", "pids_limit": "lots"}, r"^config\.pids_limit: a number is required, got the string 'lots'"),
-        ({"image": "x", "privileged": "yes"}, r"^config\.privileged: a bool is required, got a string"),
+        (
+            {"image": "x", "pids_limit": "lots"},
+            r"^config\.pids_limit: a number is required, got the string 'lots'",
+        ),
+        (
+            {"image": "x", "privileged": "yes"},
+            r"^config\.privileged: a bool is required, got a string",
+        ),
         ({"image": ["x"]}, r"^config\.image: a string is required, got a list"),
-        ({"image": "x", "mounts": [{"target": "/a", "bogus": 1}]}, r"^config\.mounts\[0\]\.bogus: unsupported argument"),
-        ({"image": "x", "mounts": [{}]}, r"^config\.mounts\[0\]\.target: the argument 'target' is required"),
-        ({"image": "x", "auth": [{"username": "u"}]}, r"^config\.auth\.password: the argument 'password' is required"),
-        ({"image": "x", "auth": [{"username": "u", "password": "p"}] * 2}, r"^config\.auth: only one 'auth' block"),
+        (
+            {"image": "x", "mounts": [{"target": "/a", "bogus": 1}]},
+            r"^config\.mounts\[0\]\.bogus: unsupported argument",
+        ),
+        (
+            {"image": "x", "mounts": [{}]},
+            r"^config\.mounts\[0\]\.target: the argument 'target' is required",
+        ),
+        (
+            {"image": "x", "auth": [{"username": "u"}]},
+            r"^config\.auth\.password: the argument 'password' is required",
+        ),
+        (
+            {"image": "x", "auth": [{"username": "u", "password": "p"}] * 2},
+            r"^config\.auth: only one 'auth' block",
+        ),
         ({"image": "x", "mounts": "x"}, r"^config\.mounts: expected a block, got a string"),
     ],
 )
@@ -119,7 +152,9 @@ def test_errors_name_the_key(config: dict, message: str) -> None:
 
 def test_error_never_echoes_a_password_value() -> None:
     with pytest.raises(HclDecodeError) as info:
-        decode_body({"image": "x", "auth": [{"username": "u", "password": ["s3cret"]}]}, task_config_spec())
+        decode_body(
+            {"image": "x", "auth": [{"username": "u", "password": ["s3cret"]}]}, task_config_spec()
+        )
     assert "s3cret" not in str(info.value)
 
 
@@ -151,7 +186,9 @@ def test_block_attrs_is_a_map_of_the_element_type() -> None:
 
 def test_block_map_nests_by_label() -> None:
     spec = obj(port=block_map("port", ["name", "proto"], obj(to=attr("to", NUMBER))))
-    decoded = decode_body(body('port "http" "tcp" { to = 80 }\nport "dns" "udp" { to = 53 }\n'), spec)
+    decoded = decode_body(
+        body('port "http" "tcp" { to = 80 }\nport "dns" "udp" { to = 53 }\n'), spec
+    )
     assert decoded.value == {"port": {"dns": {"udp": {"to": 53}}, "http": {"tcp": {"to": 80}}}}
     with pytest.raises(HclDecodeError, match="duplicate block"):
         decode_body(body('port "a" "tcp" { to = 1 }\nport "a" "tcp" { to = 2 }\n'), spec)
@@ -165,10 +202,14 @@ def test_array_is_a_tuple() -> None:
 
 
 def test_literal_defaults_keep_their_own_type() -> None:
-    spec = obj(l=default(attr("l", ListType(STRING)), literal_expr("[]")), o=literal({"enabled": False}))
+    spec = obj(
+        l=default(attr("l", ListType(STRING)), literal_expr("[]")), o=literal({"enabled": False})
+    )
     decoded = decode_body({}, spec)
     assert decoded.value == {"l": [], "o": {"enabled": False}}
-    assert decoded.type == ObjectType.of({"l": TupleType(()), "o": ObjectType.of({"enabled": cty.BOOL})})
+    assert decoded.type == ObjectType.of(
+        {"l": TupleType(()), "o": ObjectType.of({"enabled": cty.BOOL})}
+    )
     assert msgpack.unpackb(decoded.msgpack) == {"l": [], "o": {"enabled": False}}
 
 

@@ -17,7 +17,15 @@ def generic(text: str, variables: dict[str, str] | None = None) -> dict:
 
 def test_literals_keep_their_kinds() -> None:
     got = generic('s = "x"\nn = 5\nneg = -3\nf = 1.5\nb = true\nz = null\nl = ["a", 1]\n')
-    assert got == {"s": "x", "n": 5, "neg": -3, "f": Decimal("1.5"), "b": True, "z": None, "l": ["a", 1]}
+    assert got == {
+        "s": "x",
+        "n": 5,
+        "neg": -3,
+        "f": Decimal("1.5"),
+        "b": True,
+        "z": None,
+        "l": ["a", 1],
+    }
 
 
 def test_non_binary_decimals_stay_exact() -> None:
@@ -33,7 +41,10 @@ def test_string_escapes_and_template_escapes() -> None:
 
 
 def test_heredocs_keep_the_last_newline_and_their_backslashes() -> None:
-    got = generic('a = <<EOF\nline1 \\n "q" ${X}\n  line2\nEOF\nb = <<-EOT\n    x\n      y\n    EOT\n', {"X": "1"})
+    got = generic(
+        'a = <<EOF\nline1 \\n "q" ${X}\n  line2\nEOF\nb = <<-EOT\n    x\n      y\n    EOT\n',
+        {"X": "1"},
+    )
     assert got["a"] == 'line1 \\n "q" 1\n  line2\n'
     assert got["b"] == "x\n  y\n"
 
@@ -67,7 +78,7 @@ def test_object_attribute_keys_are_unquoted() -> None:
 
 
 def test_list_of_objects_is_not_mistaken_for_blocks() -> None:
-    assert generic('x = [{ a = 1 }]\n') == {"x": [{"a": 1}]}
+    assert generic("x = [{ a = 1 }]\n") == {"x": [{"a": 1}]}
 
 
 def test_invalid_hcl_names_the_file() -> None:

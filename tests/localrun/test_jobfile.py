@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from nomad_ctr.localrun.hclfile import HclError
-from nomad_ctr.localrun.jobfile import load_agent, load_job, parse_agent, parse_duration, parse_job
+from nomad_ctr.localrun.jobfile import (
+    load_agent,
+    load_job,
+    parse_agent,
+    parse_duration,
+    parse_job,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +50,12 @@ job "web" {
 def test_task_fields_and_defaults() -> None:
     t = parse_job(JOB, "nginx")
     assert (t.job_id, t.job_name, t.group, t.name, t.namespace, t.datacenter) == (
-        "web", "web", "front", "nginx", "team", "east"
+        "web",
+        "web",
+        "front",
+        "nginx",
+        "team",
+        "east",
     )
     assert (t.user, t.kill_signal, t.kill_timeout) == ("1000:1000", "SIGQUIT", 90.0)
     assert (t.cpu, t.memory_mb, t.memory_max_mb) == (250, 128, 256)
@@ -52,7 +63,13 @@ def test_task_fields_and_defaults() -> None:
     assert t.config is not None and "image" in t.config.attributes
 
     s = parse_job(JOB, "sidecar")
-    assert (s.cpu, s.memory_mb, s.memory_max_mb, s.kill_timeout, s.kill_signal) == (100, 300, 0, 5.0, "")
+    assert (s.cpu, s.memory_mb, s.memory_max_mb, s.kill_timeout, s.kill_signal) == (
+        100,
+        300,
+        0,
+        5.0,
+        "",
+    )
 
 
 def test_choosing_a_task() -> None:
@@ -83,7 +100,9 @@ def test_bad_kill_timeout_is_named() -> None:
         parse_job(job)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("5s", 5), ("1m30s", 90), ("250ms", 0.25), ("1h", 3600), ("0", 0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5s", 5), ("1m30s", 90), ("250ms", 0.25), ("1h", 3600), ("0", 0)]
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
@@ -94,7 +113,9 @@ def test_example_files_parse() -> None:
     agent = load_agent(REPO / "example" / "agent.hcl")
     assert agent.plugin_dir == "/opt/nomad/plugins"
     block = agent.plugins["containerd-driver"]
-    assert block.config is not None and block.config["containerd_runtime"] == "io.containerd.runc.v2"
+    assert (
+        block.config is not None and block.config["containerd_runtime"] == "io.containerd.runc.v2"
+    )
 
 
 def test_agent_plugin_args_and_max_kill_timeout() -> None:

@@ -10,11 +10,20 @@ from pathlib import Path
 import pytest
 
 from nomad_ctr._pb import base_pb2, driver_pb2
-from nomad_ctr.localrun import DriverError, HclDecodeError, LocalPlugin, PluginStartError, parse_handshake
+from nomad_ctr.localrun import (
+    DriverError,
+    HclDecodeError,
+    LocalPlugin,
+    PluginStartError,
+    parse_handshake,
+)
 
 pytestmark = pytest.mark.unit
 
-NO_CONTAINERD = {"containerd_runtime": "io.containerd.runc.v2", "address": "/nonexistent/containerd.sock"}
+NO_CONTAINERD = {
+    "containerd_runtime": "io.containerd.runc.v2",
+    "address": "/nonexistent/containerd.sock",
+}
 
 
 @pytest.mark.parametrize(
@@ -48,8 +57,13 @@ def test_setup_sequence_against_the_real_plugin() -> None:
         assert "/nonexistent/containerd.sock" in fp.health_description
         assert plugin.capabilities is not None
         assert plugin.capabilities.fs_isolation == driver_pb2.DriverCapabilities.IMAGE
-        assert plugin.task_config_schema is not None and "image" in plugin.task_config_schema.object.attributes
-        assert plugin.driver_config is not None and plugin.driver_config.value["namespace"] == "nomad"
+        assert (
+            plugin.task_config_schema is not None
+            and "image" in plugin.task_config_schema.object.attributes
+        )
+        assert (
+            plugin.driver_config is not None and plugin.driver_config.value["namespace"] == "nomad"
+        )
         process = plugin.process
     assert process is not None and process.proc.returncode == 0  # Shutdown made it exit by itself
 
@@ -65,7 +79,10 @@ def test_the_plugin_sees_nomads_environment() -> None:
     )
     proc = PluginProcess.start([sys.executable, "-c", script], timeout=10)
     try:
-        assert proc.address == "/e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255/2/10000/25000"
+        assert (
+            proc.address
+            == "/e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255/2/10000/25000"
+        )
     finally:
         assert proc.kill(grace=0) != 0  # it was still sleeping: SIGKILLed
 
@@ -76,14 +93,20 @@ def test_plugin_config_errors_name_the_key_before_the_plugin_is_asked() -> None:
 
 
 def test_plugin_side_validation_errors_come_back_as_driver_errors() -> None:
-    with pytest.raises(DriverError, match=r"SetConfig failed \(INVALID_ARGUMENT\): .*namespace") as info:
+    with pytest.raises(
+        DriverError, match=r"SetConfig failed \(INVALID_ARGUMENT\): .*namespace"
+    ) as info:
         LocalPlugin.launch(plugin_config={**NO_CONTAINERD, "namespace": "bad/ns"})
     assert info.value.rpc == "SetConfig"
 
 
 def test_a_plugin_that_dies_before_the_handshake_is_reported() -> None:
-    with pytest.raises(PluginStartError, match=r"exited \(status 3\) before we could connect: boom"):
-        LocalPlugin.launch([sys.executable, "-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(3)"])
+    with pytest.raises(
+        PluginStartError, match=r"exited \(status 3\) before we could connect: boom"
+    ):
+        LocalPlugin.launch(
+            [sys.executable, "-c", "import sys; sys.stderr.write('boom\\n'); sys.exit(3)"]
+        )
 
 
 def test_the_agent_file_must_have_the_plugin_block(tmp_path: Path) -> None:
@@ -100,7 +123,9 @@ def test_task_config_errors_name_the_task_and_key(tmp_path: Path) -> None:
         'job "j" { group "g" { task "web" {\n driver = "containerd-driver"\n config {\n image = "x"\n portz = 1\n }\n} } }'
     )
     with LocalPlugin.launch(plugin_config=NO_CONTAINERD) as plugin:
-        with pytest.raises(HclDecodeError, match=r"^task 'web'\.config\.portz: unsupported argument"):
+        with pytest.raises(
+            HclDecodeError, match=r"^task 'web'\.config\.portz: unsupported argument"
+        ):
             plugin.prepare_task(job, alloc_dir=tmp_path / "alloc")
         other = parse_job('job "j" { group "g" { task "t" {\n driver = "docker"\n} } }')
         with pytest.raises(DriverError, match="uses driver 'docker'"):
@@ -128,7 +153,10 @@ def test_prepare_task_fills_the_task_config_like_nomad(tmp_path: Path) -> None:
     prefix, task, suffix = config.id.split("/")
     assert (prefix, task, len(suffix)) == (alloc.id, "web", 8)
     assert config.env["WHERE"] == "/local/x"
-    assert config.env["NOMAD_ALLOC_ID"] == alloc.id and config.env["NOMAD_SHORT_ALLOC_ID"] == "0b3c8a5e"
+    assert (
+        config.env["NOMAD_ALLOC_ID"] == alloc.id
+        and config.env["NOMAD_SHORT_ALLOC_ID"] == "0b3c8a5e"
+    )
     assert config.env["NOMAD_CPU_LIMIT"] == "300" and config.env["NOMAD_MEMORY_MAX_LIMIT"] == "128"
     assert config.resources.allocated_resources.memory.memory_max_mb == 128
     assert config.resources.linux_resources.memory_limit_bytes == 128 * 1024 * 1024

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -45,7 +45,9 @@ def test_exit_code_logs_and_env(plugin: LocalPlugin, images, tmp_path: Path) -> 
         )
     )
     echoed: list[tuple[str, bytes]] = []
-    with plugin.start_task(task, alloc_dir=tmp_path / "alloc", echo=lambda s, b: echoed.append((s, b))) as run:
+    with plugin.start_task(
+        task, alloc_dir=tmp_path / "alloc", echo=lambda s, b: echoed.append((s, b))
+    ) as run:
         result = run.wait(timeout=120)
     assert (result.exit_code, result.signal, result.oom_killed, result.err) == (3, 0, False, "")
     assert not result.successful
@@ -56,7 +58,10 @@ def test_exit_code_logs_and_env(plugin: LocalPlugin, images, tmp_path: Path) -> 
 
 def test_alloc_dirs_are_mounted(plugin: LocalPlugin, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     task = parse_job(
-        job(images.plain, 'command = "sh"\n        args = ["-c", "echo shared > /alloc/data/f; echo mine > /local/g; cat /secrets/s"]')
+        job(
+            images.plain,
+            'command = "sh"\n        args = ["-c", "echo shared > /alloc/data/f; echo mine > /local/g; cat /secrets/s"]',
+        )
     )
     config, paths = plugin.prepare_task(task, alloc_dir=tmp_path / "alloc")
     (paths.secrets_dir / "s").write_text("top\n")
@@ -70,8 +75,11 @@ def test_alloc_dirs_are_mounted(plugin: LocalPlugin, images, tmp_path: Path) -> 
 def test_stop_uses_the_jobs_kill_signal(plugin: LocalPlugin, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     script = "trap 'echo got-usr1; exit 7' USR1; echo ready; while true; do sleep 0.1; done"
     task = parse_job(
-        job(images.plain, f'command = "sh"\n        args = ["-c", "{script}"]',
-            '      kill_signal = "SIGUSR1"\n      kill_timeout = "20s"')
+        job(
+            images.plain,
+            f'command = "sh"\n        args = ["-c", "{script}"]',
+            '      kill_signal = "SIGUSR1"\n      kill_timeout = "20s"',
+        )
     )
     ready = threading.Event()
     with plugin.start_task(
