@@ -405,26 +405,42 @@ def _whole_number(f: _Fields, name: str, lo: int, hi: int) -> int | None:
     return value
 
 
-def _sysctl(f: _Fields, host_network: bool) -> Mapping[str, str]:
+def _sysctl_entries(f: _Fields) -> list[tuple[str, Any]]:
+    """`sysctl` arrives as a map (`sysctl = {...}`) or a list of maps (block syntax)."""
     value = f.raw("sysctl")
+    if value is None:
+        return []
+    maps = [value] if isinstance(value, dict) else value
+    if not isinstance(maps, list) or not all(isinstance(m, dict) or m is None for m in maps):
+        raise f.fail("sysctl", 'must be a map like { "net.core.somaxconn" = "16384" }', value)
+    return [(k, v) for m in maps if m for k, v in m.items()]
+
+
+def _sysctl_value(path: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None or value is cty.UNKNOWN:
+        raise ConfigError("task", path, "must be a string", value)
+    if isinstance(value, int) or (isinstance(value, Decimal) and value == value.to_integral_value()):
+        return str(int(value))
+    raise ConfigError("task", path, "must be a string", value)
+
+
+def _sysctl(f: _Fields, host_network: bool) -> Mapping[str, str]:
     merged: dict[str, str] = {}
-    for i, entry in enumerate(value or ()):
-        if entry is None:
-            continue
-        for key, val in entry.items():
-            path = f"sysctl.{key}"
-            if not _SYSCTL_KEY.fullmatch(key) or len(key) > 256:
-                raise ConfigError(f.scope, "sysctl", "is not a sysctl name like net.core.somaxconn", key)
-            if val is None or val is cty.UNKNOWN:
-                raise ConfigError(f.scope, path, "must be a string value")
-            if any(c in val for c in "\x00\n\r") or len(val) > 4096:
-                raise ConfigError(f.scope, path, "must be one line of at most 4096 characters", val)
-            if key.startswith("net."):
-                if host_network:
-                    raise ConfigError(f.scope, path, "cannot be set with host_network = true (it would change the host)", val)
-            elif not (key in _IPC_SYSCTLS or key.startswith("fs.mqueue.")):
-                raise ConfigError(f.scope, "sysctl", "is not namespaced (only net.*, fs.mqueue.* and IPC kernel.* sysctls are)", key)
-            merged[key] = val
+    for key, raw in _sysctl_entries(f):
+        path = f"sysctl.{key}"
+        if not _SYSCTL_KEY.fullmatch(key) or len(key) > 256:
+            raise ConfigError(f.scope, "sysctl", "is not a sysctl name like net.core.somaxconn", key)
+        val = _sysctl_value(path, raw)
+        if any(c in val for c in "\x00\n\r") or len(val) > 4096:
+            raise ConfigError(f.scope, path, "must be one line of at most 4096 characters", val)
+        if key.startswith("net."):
+            if host_network:
+                raise ConfigError(f.scope, path, "cannot be set with host_network = true (it would change the host)", val)
+        elif not (key in _IPC_SYSCTLS or key.startswith("fs.mqueue.")):
+            raise ConfigError(f.scope, "sysctl", "is not namespaced (only net.*, fs.mqueue.* and IPC kernel.* sysctls are)", key)
+        merged[key] = val
     return MappingProxyType(merged)
 
 
@@ -580,4 +596,14 @@ def check_task_allowed(task: TaskConfig, driver: DriverConfig) -> None:
 
 
 _DRIVER_TYPE = implied_type(driver_config_spec())
-_TASK_TYPE = implied_type(task_config_spec())
+# `sysctl` is published as list(map(string)) (the built-in drivers' convention), but is
+# decoded without a type so that a plain map, or numbers as values, are accepted too
+# (plain hcldec refuses `sysctl = { ... }` against list(map(string)); Nomad's job
+# parsing may hand either shape over).
+def _task_decode_type() -> cty.CtyType:
+    published = implied_type(task_config_spec())
+    assert isinstance(published, cty.ObjectType)
+    return cty.ObjectType.of({**published.attr_types(), "sysctl": cty.DYNAMIC})
+
+
+_TASK_TYPE = _task_decode_type()

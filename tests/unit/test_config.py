@@ -412,3 +412,18 @@ def test_arbitrary_bytes_fail_cleanly(data: bytes) -> None:
             parse(data)
         except ConfigError:
             pass
+
+
+def test_sysctl_shapes() -> None:
+    # block syntax / the list(map(string)) convention, and a plain map with numbers
+    for raw in ([{"net.core.somaxconn": "16384"}], {"net.core.somaxconn": 16384}, [{"net.core.somaxconn": 16384}]):
+        data = msgpack.packb({"image": "x", "sysctl": raw})
+        assert dict(parse_task_config(data).sysctl) == {"net.core.somaxconn": "16384"}
+    with pytest.raises(ConfigError) as err:
+        parse_task_config(msgpack.packb({"image": "x", "sysctl": "net.core.somaxconn=1"}))
+    assert str(err.value) == (
+        'invalid task config: sysctl: "net.core.somaxconn=1" must be a map like { "net.core.somaxconn" = "16384" }'
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_task_config(msgpack.packb({"image": "x", "sysctl": {"net.core.somaxconn": True}}))
+    assert str(err.value) == "invalid task config: sysctl.net.core.somaxconn: true must be a string"
