@@ -447,20 +447,39 @@ class LocalPlugin:
         self,
         handle: driver_pb2.TaskHandle,
         *,
+        previous: TaskRun | None = None,
         paths: TaskPaths | None = None,
         echo: Echo | None = None,
     ) -> TaskRun:
-        """RecoverTask with a stored handle (task_id left empty, as Nomad does)."""
+        """RecoverTask with a stored handle (task_id left empty, as Nomad does). With
+        `previous` (the run from before a plugin crash) its logmon and kill settings carry
+        over, as the Nomad client's logmon outlives a plugin."""
         self._call(
             "RecoverTask",
             self.driver.RecoverTask,
             driver_pb2.RecoverTaskRequest(handle=handle),
             timeout=None,
         )
+        if previous is not None:
+            run = TaskRun(self, handle.config, handle, previous.paths, previous._logmon)
+            previous._logmon = None
+            run.kill_signal, run.kill_timeout = previous.kill_signal, previous.kill_timeout
+            return run
         logmon = LogMon(paths, echo) if paths is not None else None
         return TaskRun(self, handle.config, handle, paths, logmon)
 
     # ---- teardown --------------------------------------------------------------------------
+
+    def crash(self) -> None:
+        """SIGKILL the plugin process (tests of plugin-crash recovery); the channel and
+        streams are closed, tasks keep running in containerd."""
+        self._closed = True
+        for stream in self._streams:
+            stream.cancel()
+        self.channel.close()
+        if self.process is not None:
+            self.process.proc.kill()
+            self.process.proc.wait()
 
     def close(self) -> int | None:
         """Driver.Shutdown (2 s), GRPCController.Shutdown, close the channel, wait up to

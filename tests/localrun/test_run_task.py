@@ -5,12 +5,14 @@ FIFOs into alloc/logs, the alloc dir mounted into the container, kill_signal."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from nomad_ctr._pb import driver_pb2
 from nomad_ctr.localrun import DriverError, LocalPlugin, parse_job
 
 pytestmark = pytest.mark.driver
@@ -100,3 +102,57 @@ def test_missing_image_is_a_driver_error(plugin: LocalPlugin, stack, tmp_path: P
         plugin.start_task(task, alloc_dir=tmp_path / "alloc")
     assert info.value.rpc == "StartTask"
     assert "does-not-exist" in info.value.message
+
+
+def test_stats_exec_inspect_and_signal(plugin: LocalPlugin, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    script = "trap 'echo got-hup' HUP; echo ready; while true; do sleep 0.1; done"
+    task = parse_job(job(images.plain, f'command = "sh"\n        args = ["-c", "{script}"]'))
+    ready = threading.Event()
+    with plugin.start_task(
+        task, alloc_dir=tmp_path / "alloc", echo=lambda s, b: b"ready" in b and ready.set()
+    ) as run:
+        assert ready.wait(60)
+        status = run.inspect().task
+        assert (status.id, status.name, status.state) == (run.id, "t", 1)  # RUNNING
+
+        sample = next(iter(run.stats(interval=0.5)))
+        assert sample.timestamp.seconds > 0
+        assert sample.agg_resource_usage.memory.rss > 0
+
+        out = run.exec(["sh", "-c", "echo $NOMAD_TASK_NAME; exit 3"], timeout=30)
+        assert (out.stdout, out.result.exit_code) == (b"t\n", 3)
+
+        run.signal("SIGHUP")
+        deadline = time.monotonic() + 30
+        while b"got-hup" not in run.stdout() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert b"got-hup" in run.stdout()
+        run.stop(timeout=1)
+        assert run.wait(timeout=60).signal in (9, 15)
+
+
+def test_recover_after_a_plugin_crash(stack, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = {
+        "containerd_runtime": "io.containerd.runc.v2",
+        "address": stack.containerd_address,
+        "namespace": f"localrun-rec-{uuid.uuid4().hex[:8]}",
+    }
+    script = "echo before; trap 'echo after; exit 5' TERM; while true; do sleep 0.1; done"
+    task = parse_job(job(images.plain, f'command = "sh"\n        args = ["-c", "{script}"]'))
+    first = LocalPlugin.launch(plugin_config=config)
+    run = first.start_task(task, alloc_dir=tmp_path / "alloc")
+    deadline = time.monotonic() + 60
+    while b"before" not in run.stdout() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first.crash()
+
+    handle = driver_pb2.TaskHandle()
+    handle.CopyFrom(run.handle)
+    handle.config.ClearField("msgpack_driver_config")  # what an agent restart keeps
+    with LocalPlugin.launch(plugin_config=config) as second:
+        recovered = second.recover_task(handle, previous=run)
+        assert recovered.inspect().task.state == 1  # RUNNING
+        recovered.stop(timeout=10)
+        assert recovered.wait(timeout=60).exit_code == 5
+        recovered.destroy()
+    assert recovered.stdout() == b"before\nafter\n"  # logmon kept reading across the crash
