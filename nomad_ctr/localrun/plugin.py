@@ -98,6 +98,14 @@ def _recoverable(exc: grpc.RpcError) -> bool:
     return False
 
 
+def _drain_quietly(stream: Iterator[Any]) -> None:
+    try:
+        for _ in stream:
+            pass
+    except grpc.RpcError:
+        pass
+
+
 @dataclass(frozen=True)
 class ExitResult:
     exit_code: int
@@ -195,9 +203,34 @@ class LocalPlugin:
             raise
         return plugin
 
+    def open_host_streams(self) -> None:
+        """What go-plugin's host opens right after the handshake: GRPCStdio.StreamStdio
+        and GRPCBroker.StartStream, both drained in the background; their failure is
+        ignored, as the host ignores it."""
+        from google.protobuf import empty_pb2
+
+        from nomad_ctr._pb import grpc_broker_pb2_grpc, grpc_stdio_pb2_grpc
+
+        stdio = grpc_stdio_pb2_grpc.GRPCStdioStub(self.channel).StreamStdio(empty_pb2.Empty())
+        closed = threading.Event()
+
+        def no_requests() -> Iterator[Any]:  # Nomad brokers nothing: send nothing, stay open
+            closed.wait()
+            return
+            yield
+
+        broker = grpc_broker_pb2_grpc.GRPCBrokerStub(self.channel).StartStream(no_requests())
+        self._streams += [stdio, broker]
+        self._host_streams_closed = closed
+        for name, stream in (("stdio", stdio), ("broker", broker)):
+            threading.Thread(target=_drain_quietly, args=(stream,), name=name, daemon=True).start()
+
+    _host_streams_closed: threading.Event | None = None
+
     def setup(self, config: Mapping[str, Any] | None) -> None:
         """Health, PluginInfo, ConfigSchema, SetConfig, Init, Fingerprint, TaskEvents,
         TaskConfigSchema, Capabilities (§3.3 step 4, §11)."""
+        self.open_host_streams()
         if not self.health():
             raise DriverError(
                 "Health/Check", None, "the plugin does not report service 'plugin' as SERVING"
@@ -474,6 +507,8 @@ class LocalPlugin:
         """SIGKILL the plugin process (tests of plugin-crash recovery); the channel and
         streams are closed, tasks keep running in containerd."""
         self._closed = True
+        if self._host_streams_closed is not None:
+            self._host_streams_closed.set()
         for stream in self._streams:
             stream.cancel()
         self.channel.close()
@@ -497,6 +532,8 @@ class LocalPlugin:
                 call()
             except grpc.RpcError:
                 pass  # UNIMPLEMENTED or gone: Nomad ignores these errors too
+        if self._host_streams_closed is not None:
+            self._host_streams_closed.set()
         for stream in self._streams:
             stream.cancel()
         self.channel.close()
