@@ -33,6 +33,8 @@ def env(stack) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
     with Client(stack.containerd_address, namespace) as client:
         for c in client.containers.list():
             c.delete(force=True)
+        for image in client.images.list():
+            client.images.remove(image.name)
 
 
 def cli(

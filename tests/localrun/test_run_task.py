@@ -28,6 +28,20 @@ def plugin(stack) -> Iterator[LocalPlugin]:  # type: ignore[no-untyped-def]
     }
     with LocalPlugin.launch(plugin_config=config) as p:
         yield p
+    empty_namespace(stack.containerd_address, config["namespace"])
+
+
+def empty_namespace(address: str, namespace: str) -> None:
+    """Remove what the driver left in a test namespace (it should be only images)."""
+    from nomad_ctr import Client
+
+    with Client(address, namespace) as client:
+        leftovers = [c.id for c in client.containers.list()]
+        for c in client.containers.list():
+            c.delete(force=True)
+        for image in client.images.list():
+            client.images.remove(image.name)
+    assert leftovers == [], f"containers left behind in {namespace}: {leftovers}"
 
 
 def job(image: str, config: str, extra: str = "") -> str:
@@ -156,3 +170,4 @@ def test_recover_after_a_plugin_crash(stack, images, tmp_path: Path) -> None:  #
         assert recovered.wait(timeout=60).exit_code == 5
         recovered.destroy()
     assert recovered.stdout() == b"before\nafter\n"  # logmon kept reading across the crash
+    empty_namespace(stack.containerd_address, config["namespace"])
