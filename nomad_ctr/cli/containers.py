@@ -11,6 +11,7 @@ import tempfile
 import threading
 from typing import TYPE_CHECKING, Any
 
+from nomad_ctr.cli.interrupts import Interrupts
 from nomad_ctr.cli.main import CliError
 
 if TYPE_CHECKING:
@@ -174,8 +175,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 _copy_fifo(fifos[1], sys.stderr.buffer, done),
             ]
             try:
-                container.start(stdout=fifos[0], stderr=fifos[1])
-                status = _wait_interruptibly(container)
+                with Interrupts() as interrupts:
+                    container.start(stdout=fifos[0], stderr=fifos[1])
+                    status = _wait_interruptibly(container, interrupts)
             finally:
                 done.set()
                 for t in copiers:
@@ -193,8 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return status.exit_code if status.exit_code is not None else 1
 
 
-def _wait_interruptibly(container: Any) -> Any:
-    """Wait in a thread so Ctrl-C reaches us; Ctrl-C sends SIGTERM, a second SIGKILL."""
+def _wait_interruptibly(container: Any, interrupts: Interrupts) -> Any:
+    """Wait in a thread; the first Ctrl-C sends SIGTERM, the second SIGKILL."""
     result: dict[str, Any] = {}
     done = threading.Event()
 
@@ -207,18 +209,13 @@ def _wait_interruptibly(container: Any) -> Any:
             done.set()
 
     threading.Thread(target=wait, daemon=True).start()
-    signals = iter(("SIGTERM", "SIGKILL"))
-    while not done.is_set():
-        try:
-            done.wait(0.2)
-        except KeyboardInterrupt:
-            sig = next(signals, None)
-            if sig is None:
-                raise
-            print(
-                f"\nnomad-ctr: sending {sig} (Ctrl-C again to {'force' if sig == 'SIGTERM' else 'give up'})",
-                file=sys.stderr,
-            )
+    sent = 0
+    while not done.wait(0.1):
+        while sent < min(interrupts.count, 2):
+            sig = ("SIGTERM", "SIGKILL")[sent]
+            sent += 1
+            hint = "Ctrl-C again to force" if sig == "SIGTERM" else "Ctrl-C again to give up"
+            print(f"\nnomad-ctr: sending {sig} ({hint})", file=sys.stderr, flush=True)
             container.kill(sig)
     if "error" in result:
         raise result["error"]

@@ -8,13 +8,13 @@ import argparse
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+from nomad_ctr.cli.interrupts import Interrupts
 from nomad_ctr.cli.main import CliError
 
 __all__ = ["plugin_config_for", "run_job"]
@@ -73,10 +73,11 @@ def run_job(args: argparse.Namespace) -> int:
     alloc_dir = Path(args.alloc_dir) if keep else Path(tempfile.mkdtemp(prefix="nomad-ctr-alloc-"))
     max_kill = agent.max_kill_timeout if agent is not None else 30.0
 
-    interrupts = _Interrupts()
-    previous = signal.signal(signal.SIGINT, interrupts)
     try:
-        with LocalPlugin.launch(command, plugin_config=config) as plugin:
+        with (
+            Interrupts() as interrupts,
+            LocalPlugin.launch(command, plugin_config=config) as plugin,
+        ):
             plugin.on_event(lambda e: print(f"==> {e.message}", file=sys.stderr, flush=True))
             print(
                 f"==> starting task {task.name!r} of job {task.job_id!r} (alloc dir {alloc_dir})",
@@ -91,7 +92,6 @@ def run_job(args: argparse.Namespace) -> int:
             finally:
                 run.destroy()
     finally:
-        signal.signal(signal.SIGINT, previous)
         if not keep:
             shutil.rmtree(alloc_dir, ignore_errors=True)
     if result.err:
@@ -107,21 +107,7 @@ def run_job(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-class _Interrupts:
-    """SIGINT handler for the whole run: Ctrl-C is counted, not raised, so one that
-    arrives while StartTask is still in flight (pulling) still stops the task once it
-    runs; a third Ctrl-C gives up at once."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        self.count += 1
-        if self.count >= 3:
-            raise KeyboardInterrupt
-
-
-def _wait(run: Any, interrupts: _Interrupts) -> Any:
+def _wait(run: Any, interrupts: Interrupts) -> Any:
     """WaitTask in a thread; the first Ctrl-C -> StopTask with the job's kill settings,
     the second -> StopTask with no grace time."""
     box: dict[str, Any] = {}

@@ -176,3 +176,36 @@ def test_run_job_ctrl_c_stops_with_the_kill_signal(env, images, tmp_path: Path) 
     assert proc.returncode == 9, err
     assert out == "got-term\n"
     assert "stopping the task (SIGUSR2" in err
+
+
+def test_run_ctrl_c_sends_sigterm_then_sigkill(env, images) -> None:  # type: ignore[no-untyped-def]
+    # PID 1 in the container ignores an untrapped SIGTERM, so the second Ctrl-C's
+    # SIGKILL is what ends it: both steps are exercised
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "run",
+            "--rm",
+            images.plain,
+            "sh",
+            "-c",
+            "trap 'echo term' TERM; echo ready; while true; do sleep 0.1; done",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.stdout.readline() == "term\n"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + 9, err
+    assert "sending SIGTERM" in err and "sending SIGKILL" in err
