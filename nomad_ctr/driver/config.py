@@ -596,14 +596,6 @@ def check_task_allowed(task: TaskConfig, driver: DriverConfig) -> None:
 
 
 _DRIVER_TYPE = implied_type(driver_config_spec())
-# `sysctl` is published as list(map(string)) (the built-in drivers' convention), but is
-# decoded without a type so that a plain map, or numbers as values, are accepted too
-# (plain hcldec refuses `sysctl = { ... }` against list(map(string)); Nomad's job
-# parsing may hand either shape over).
-def _task_decode_type() -> cty.CtyType:
-    published = implied_type(task_config_spec())
-    assert isinstance(published, cty.ObjectType)
-    return cty.ObjectType.of({**published.attr_types(), "sysctl": cty.DYNAMIC})
-
-
-_TASK_TYPE = _task_decode_type()
+# `any` attributes (sysctl) arrive with their own concrete type and no dynamic wrapper,
+# so _decode reads them generically (wrapped_dynamic=False)
+_TASK_TYPE = implied_type(task_config_spec())

@@ -6,7 +6,7 @@ jobs keep working; config.py turns the decoded values into typed dataclasses.
 
 from __future__ import annotations
 
-from nomad_ctr.driver.cty import BOOL, NUMBER, STRING, CtyType, ListType, MapType
+from nomad_ctr.driver.cty import BOOL, DYNAMIC, NUMBER, STRING, CtyType, ListType
 from nomad_ctr.driver.hclspec import (
     Spec,
     attr,
@@ -96,9 +96,11 @@ def task_config_spec() -> Spec:
         seccomp=_opt("seccomp", BOOL, True),
         seccomp_profile=attr("seccomp_profile", STRING),
         shm_size=attr("shm_size", STRING),
-        # `sysctl = { "net.core.somaxconn" = "16384" }`: the list(map) convention of
-        # Nomad's built-in drivers (block syntax arrives as a list of maps)
-        sysctl=attr("sysctl", ListType(MapType(STRING))),
+        # `any`, so both spellings decode with plain hcldec: `sysctl = { "k" = "v" }`
+        # arrives as an object, block syntax `sysctl { ... }` as a tuple of objects;
+        # list(map(string)) would refuse the first. Values may be numbers; config.py
+        # checks the shape and turns the values into strings.
+        sysctl=attr("sysctl", DYNAMIC),
         readonly_rootfs=_opt("readonly_rootfs", BOOL, False),
         host_network=_opt("host_network", BOOL, False),
         extra_hosts=attr("extra_hosts", _LIST_STRING),

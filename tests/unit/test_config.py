@@ -3,6 +3,7 @@ exact one-line errors bad input gets (reliability-security.md §3)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ipaddress
 from decimal import Decimal
@@ -37,14 +38,26 @@ TASK_TYPE = implied_type(task_config_spec())
 DRIVER_TYPE = implied_type(driver_config_spec())
 
 
+def nomad_type(values: dict[str, Any], spec_type: cty.CtyType) -> cty.ObjectType:
+    """The type Nomad encodes a decoded config with: the value's own, so an `any`
+    attribute (sysctl) takes its value's concrete type and gets no dynamic wrapper."""
+    assert isinstance(spec_type, cty.ObjectType)
+    return cty.ObjectType.of(
+        {
+            k: cty.implied_type_of(values.get(k)) if t == cty.DYNAMIC else t
+            for k, t in spec_type.attrs
+        }
+    )
+
+
 def task(**values: Any) -> TaskConfig:
     values.setdefault("image", "busybox:1.36")
-    return parse_task_config(cty.encode(values, TASK_TYPE))
+    return parse_task_config(cty.encode(values, nomad_type(values, TASK_TYPE)))
 
 
 def driver(**values: Any) -> DriverConfig:
     values.setdefault("containerd_runtime", "io.containerd.runc.v2")
-    return parse_driver_config(cty.encode(values, DRIVER_TYPE))
+    return parse_driver_config(cty.encode(values, nomad_type(values, DRIVER_TYPE)))
 
 
 def task_error(**values: Any) -> str:
@@ -414,8 +427,50 @@ def test_arbitrary_bytes_fail_cleanly(data: bytes) -> None:
             pass
 
 
+def test_sysctl_is_published_as_any() -> None:
+    # `any` so plain hcldec accepts both `sysctl = { ... }` and a list of maps
+    assert task_config_spec().object.attributes["sysctl"].Attr.type == "any"
+
+
+# cty msgpack produced by go-cty (tests/harness `nomad-harness schema-decode` on
+# `image = "busybox"` plus the sysctl line), i.e. what Nomad hands the plugin for `any`:
+# the value's own type, no dynamic wrapper
+_GO_CTY_SYSCTL_OBJECT = (
+    "3gAXpGFyZ3PApGF1dGjAp2NhcF9hZGTAqGNhcF9kcm9wwKdjb21tYW5kwKNjd2TAp2RldmljZXPAqmVudHJ5cG9p"
+    "bnTAq2V4dHJhX2hvc3RzwKhob3N0X2Ruc8OsaG9zdF9uZXR3b3Jrwqhob3N0bmFtZcClaW1hZ2WnYnVzeWJveLJp"
+    "bWFnZV9wdWxsX3RpbWVvdXSiNW2mbW91bnRzkKhwaWRfbW9kZcCqcGlkc19saW1pdMCqcHJpdmlsZWdlZMKvcmVh"
+    "ZG9ubHlfcm9vdGZzwqdzZWNjb21ww69zZWNjb21wX3Byb2ZpbGXAqHNobV9zaXplwKZzeXNjdGyCsm5ldC5jb3Jl"
+    "LnNvbWF4Y29ubqUxNjM4NNkjbmV0LmlwdjQuaXBfdW5wcml2aWxlZ2VkX3BvcnRfc3RhcnRQ"
+)
+_GO_CTY_SYSCTL_TUPLE = (
+    "3gAXpGFyZ3PApGF1dGjAp2NhcF9hZGTAqGNhcF9kcm9wwKdjb21tYW5kwKNjd2TAp2RldmljZXPAqmVudHJ5cG9p"
+    "bnTAq2V4dHJhX2hvc3RzwKhob3N0X2Ruc8OsaG9zdF9uZXR3b3Jrwqhob3N0bmFtZcClaW1hZ2WnYnVzeWJveLJp"
+    "bWFnZV9wdWxsX3RpbWVvdXSiNW2mbW91bnRzkKhwaWRfbW9kZcCqcGlkc19saW1pdMCqcHJpdmlsZWdlZMKvcmVh"
+    "ZG9ubHlfcm9vdGZzwqdzZWNjb21ww69zZWNjb21wX3Byb2ZpbGXAqHNobV9zaXplwKZzeXNjdGySgbJuZXQuY29y"
+    "ZS5zb21heGNvbm7NQACBrWtlcm5lbC5zaG1tYXikMTAyNA=="
+)
+
+
+@pytest.mark.parametrize(
+    ("b64", "expected"),
+    [
+        # sysctl = { "net.core.somaxconn" = "16384", "net.ipv4.ip_unprivileged_port_start" = 80 }
+        (
+            _GO_CTY_SYSCTL_OBJECT,
+            {"net.core.somaxconn": "16384", "net.ipv4.ip_unprivileged_port_start": "80"},
+        ),
+        # sysctl = [{ "net.core.somaxconn" = 16384 }, { "kernel.shmmax" = "1024" }]
+        (_GO_CTY_SYSCTL_TUPLE, {"net.core.somaxconn": "16384", "kernel.shmmax": "1024"}),
+    ],
+)
+def test_sysctl_from_go_cty_bytes(b64: str, expected: dict[str, str]) -> None:
+    cfg = parse_task_config(base64.b64decode(b64))
+    assert cfg.image == "busybox" and dict(cfg.sysctl) == expected
+
+
 def test_sysctl_shapes() -> None:
-    # block syntax / the list(map(string)) convention, and a plain map with numbers
+    # an object (`sysctl = {...}`), a tuple of objects (a list of maps, block syntax),
+    # numbers as values
     for raw in ([{"net.core.somaxconn": "16384"}], {"net.core.somaxconn": 16384}, [{"net.core.somaxconn": 16384}]):
         data = msgpack.packb({"image": "x", "sysctl": raw})
         assert dict(parse_task_config(data).sysctl) == {"net.core.somaxconn": "16384"}
