@@ -104,8 +104,21 @@ def test_task_config_round_trips_through_the_plugin_parser() -> None:
 
 
 def test_object_form_of_a_list_of_maps_option() -> None:
-    decoded = decode_body({"image": "x", "sysctl": {"net.core.somaxconn": 16}}, task_config_spec())
-    assert decoded.value["sysctl"] == [{"net.core.somaxconn": "16"}]
+    # `labels = { ... }` for a list(map(string)) option, the form Nomad's docker docs use
+    spec = obj(labels=attr("labels", ListType(MapType(STRING))))
+    decoded = decode_body({"labels": {"a.b": 16}}, spec)
+    assert decoded.value["labels"] == [{"a.b": "16"}]
+    assert msgpack.unpackb(decoded.msgpack) == {"labels": [{"a.b": "16"}]}
+
+
+def test_any_typed_sysctl_keeps_both_spellings() -> None:
+    # the plugin publishes sysctl as `any`: the value keeps its own shape and type
+    as_object = decode_body(
+        {"image": "x", "sysctl": {"net.core.somaxconn": 16}}, task_config_spec()
+    )
+    assert msgpack.unpackb(as_object.msgpack)["sysctl"] == {"net.core.somaxconn": 16}
+    as_blocks = decode_body({"image": "x", "sysctl": [{"a": "1"}]}, task_config_spec())
+    assert msgpack.unpackb(as_blocks.msgpack)["sysctl"] == [{"a": "1"}]
 
 
 @pytest.mark.parametrize(
