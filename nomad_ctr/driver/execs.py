@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from nomad_ctr import Container, ExecProcess, errors
 from nomad_ctr._pb import driver_pb2
 
-__all__ = ["ExecTimeout", "run_exec", "stream_exec", "FRAME"]
+__all__ = ["FRAME", "ExecTimeout", "run_exec", "stream_exec"]
 
 log = logging.getLogger("nomad_ctr.driver.execs")
 
@@ -65,11 +65,10 @@ def _pump(requests: Iterator[driver_pb2.ExecTaskStreamingRequest], proc: ExecPro
                     proc.write(req.stdin.data)
                 if req.stdin.close:
                     proc.close_stdin()
-            elif req.HasField("tty_size"):
-                if req.tty_size.width > 0 and req.tty_size.height > 0:
-                    proc.resize(req.tty_size.width, req.tty_size.height)
+            elif req.HasField("tty_size") and req.tty_size.width > 0 and req.tty_size.height > 0:
+                proc.resize(req.tty_size.width, req.tty_size.height)
             # anything else is a heartbeat
-    except Exception as exc:  # the call ended or the process is gone
+    except Exception as exc:  # noqa: BLE001 - the call ended or the process is gone
         log.debug("exec input pump ended: %s", exc)
 
 

@@ -79,7 +79,7 @@ class ExitWatcher:
         while not self._stop.is_set():
             try:
                 stream = self._conn.client().events(TOPICS)
-            except Exception as exc:  # containerd down, not configured, ...
+            except Exception as exc:  # noqa: BLE001 - containerd down, not configured, ...
                 log.debug("event subscription failed: %s", exc)
                 self._stop.wait(delay)
                 delay = min(delay * 2, RETRY_MAX)

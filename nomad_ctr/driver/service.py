@@ -9,15 +9,19 @@ away through context.is_active().
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
 
 from nomad_ctr import errors
 from nomad_ctr._pb import base_pb2, driver_pb2, driver_pb2_grpc
-from nomad_ctr.driver.capabilities import capabilities_response, task_config_schema_response
+from nomad_ctr.driver.capabilities import (
+    capabilities_response,
+    task_config_schema_response,
+)
 from nomad_ctr.driver.config import DriverConfig
 from nomad_ctr.driver.connection import Connection
 from nomad_ctr.driver.errors import FailedPrecondition, InvalidArgument, grpc_errors
@@ -31,7 +35,7 @@ from nomad_ctr.driver.stats import CpuSampler, stats_response
 from nomad_ctr.driver.taskrunner import TaskRunner, as_driver_error
 from nomad_ctr.signals import parse_signal
 
-__all__ = ["DriverService", "HANDLE_VERSION"]
+__all__ = ["HANDLE_VERSION", "DriverService"]
 
 log = logging.getLogger("nomad_ctr.driver.service")
 
@@ -105,7 +109,7 @@ class DriverService(driver_pb2_grpc.DriverServicer):
 
     @grpc_errors
     def StartTask(self, request: driver_pb2.StartTaskRequest, context: grpc.ServicerContext) -> driver_pb2.StartTaskResponse:
-        handle, driver_state = self.runner.start(request.task)
+        _, driver_state = self.runner.start(request.task)
         return driver_pb2.StartTaskResponse(
             result=driver_pb2.StartTaskResponse.SUCCESS,
             handle=driver_pb2.TaskHandle(

@@ -8,15 +8,16 @@ needed to find the task again, and never a secret.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 if TYPE_CHECKING:
     from nomad_ctr.driver.handle import TaskHandle
 
-__all__ = ["STATE_VERSION", "DriverState", "StateError", "encode_state", "decode_state", "TaskStore"]
+__all__ = ["STATE_VERSION", "DriverState", "StateError", "TaskStore", "decode_state", "encode_state"]
 
 STATE_VERSION = 1
 
@@ -48,7 +49,7 @@ def decode_state(data: bytes) -> DriverState:
         raise StateError("driver_state is empty (the handle was not made by this driver)")
     try:
         doc = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=1 << 20)
-    except Exception as exc:  # msgpack raises several unrelated types
+    except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types
         raise StateError(f"driver_state is not valid msgpack: {exc}") from None
     if not isinstance(doc, dict):
         raise StateError("driver_state is not a map")
@@ -77,7 +78,7 @@ class TaskStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_task: dict[str, "TaskHandle"] = {}
+        self._by_task: dict[str, TaskHandle] = {}
         self._reserved: set[str] = set()
 
     def reserve(self, task_id: str) -> bool:
@@ -92,7 +93,7 @@ class TaskStore:
         with self._lock:
             self._reserved.discard(task_id)
 
-    def add(self, handle: "TaskHandle") -> bool:
+    def add(self, handle: TaskHandle) -> bool:
         """Track `handle`; False if its task id is tracked already (reservations count as free)."""
         with self._lock:
             self._reserved.discard(handle.task_id)
@@ -101,23 +102,23 @@ class TaskStore:
             self._by_task[handle.task_id] = handle
             return True
 
-    def get(self, task_id: str) -> "TaskHandle | None":
+    def get(self, task_id: str) -> TaskHandle | None:
         with self._lock:
             return self._by_task.get(task_id)
 
-    def remove(self, task_id: str) -> "TaskHandle | None":
+    def remove(self, task_id: str) -> TaskHandle | None:
         with self._lock:
             return self._by_task.pop(task_id, None)
 
-    def by_container(self, container_id: str) -> list["TaskHandle"]:
+    def by_container(self, container_id: str) -> list[TaskHandle]:
         with self._lock:
             return [h for h in self._by_task.values() if h.container_id == container_id]
 
-    def all(self) -> list["TaskHandle"]:
+    def all(self) -> list[TaskHandle]:
         with self._lock:
             return list(self._by_task.values())
 
-    def __iter__(self) -> Iterator["TaskHandle"]:
+    def __iter__(self) -> Iterator[TaskHandle]:
         return iter(self.all())
 
     def __len__(self) -> int:

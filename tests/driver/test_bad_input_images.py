@@ -3,15 +3,14 @@ image pulls: local reuse, auth scoping, recoverable vs. fatal pull errors."""
 
 from __future__ import annotations
 
-import msgpack
 import grpc
+import msgpack
 import pytest
+from driverkit import Plugin, task_config
 from grpc_status import rpc_status
 
 from nomad_ctr import Client
 from nomad_ctr._pb import driver_pb2, recoverable_error_pb2
-
-from driverkit import Plugin, status_code, task_config
 
 pytestmark = pytest.mark.driver
 
@@ -128,3 +127,48 @@ def test_local_image_reused_for_pinned_tags(plugin: Plugin, alloc, images, ns_cl
     task = a.task(task_config(image=local, command="sh", args=["-c", "exit 11"]))
     plugin.start(task)
     assert plugin.wait(task.id).result.exit_code == 11
+
+
+def test_failed_start_rolls_back(plugin: Plugin, alloc, images, ns_client: Client) -> None:
+    a = alloc()
+    task = a.task(task_config(image=images.plain, command="/no/such/binary"))
+    err = start_error(plugin, task)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "/no/such/binary" in err.details()
+    ours = [c.id for c in ns_client.containers.list()
+            if c.labels.get("com.hashicorp.nomad.alloc_id") == a.alloc_id]
+    assert ours == []
+    assert not (a.alloc_dir / "web" / "containerd-driver-etc").exists()
+    assert plugin.service.store.all() == []
+    # the same task (same container id) starts fine afterwards
+    ok = a.task(task_config(image=images.plain, command="true"))
+    plugin.start(ok)
+    assert plugin.wait(ok.id).result.exit_code == 0
+
+
+def test_containerd_down_is_recoverable(stack, namespace, tmp_path, alloc, images) -> None:
+    from driverkit import start_plugin
+
+    p = start_plugin(tmp_path, namespace, "/run/nomad-ctr-test/no-such.sock")  # SetConfig still works
+    try:
+        err = start_error(p, alloc().task(task_config(image=images.plain, command="true")))
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert recoverable(err) is True
+    finally:
+        p.close()
+
+
+def test_disabled_driver(stack, namespace, tmp_path, alloc, images) -> None:
+    from driverkit import start_plugin
+
+    p = start_plugin(tmp_path, namespace, stack.containerd_address, enabled=False)
+    try:
+        fp = p.driver.Fingerprint(driver_pb2.FingerprintRequest(), timeout=30)
+        first = next(fp)
+        fp.cancel()
+        assert first.health == driver_pb2.FingerprintResponse.UNHEALTHY
+        assert "enabled = false" in first.health_description
+        err = start_error(p, alloc().task(task_config(image=images.plain, command="true")))
+        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        p.close()

@@ -7,12 +7,11 @@ import os
 import time
 
 import pytest
+from driverkit import Plugin, task_config
 
 from nomad_ctr import Client
 from nomad_ctr._pb import driver_pb2
 from nomad_ctr.driver.state import decode_state
-
-from driverkit import Plugin, task_config
 
 pytestmark = pytest.mark.driver
 
@@ -49,7 +48,7 @@ def test_env_user_cwd_and_image_defaults(plugin: Plugin, alloc, images) -> None:
     code, out, _ = run(plugin, alloc, task_config(image=images.configured, args=[script]),
                        env={"FOO": "bar"})
     assert out == "hello bar 1000:1000 /srv/app\n"
-    code, out, _ = run(plugin, alloc, task_config(image=images.configured, args=[script], cwd="/tmp"),
+    _, out, _ = run(plugin, alloc, task_config(image=images.configured, args=[script], cwd="/tmp"),
                        env={"FOO": "baz"}, user="0:0")
     assert out == "hello baz 0:0 /tmp\n"
 
@@ -76,8 +75,8 @@ def test_volume_and_config_mounts(plugin: Plugin, alloc, images, tmp_path) -> No
     (a.alloc_dir / "web" / "local" / "conf" / "c.txt").write_text("conf\n")
     config = task_config(
         image=images.plain, command="sh",
-        args=["-c", "cat /vol/v.txt /conf/c.txt; touch /vol/new 2>/dev/null || echo ro-ok; "
-                    "df /scratch | grep -q tmpfs && echo tmpfs-ok"],
+        args=["-c", ("cat /vol/v.txt /conf/c.txt; touch /vol/new 2>/dev/null || echo ro-ok; "
+                     "df /scratch | grep -q tmpfs && echo tmpfs-ok")],
         mounts=[{"type": "bind", "source": "local/conf", "target": "/conf", "options": ["ro"]},
                 {"type": "tmpfs", "target": "/scratch"}],
     )
@@ -117,7 +116,7 @@ def test_host_network(plugin: Plugin, alloc, images) -> None:
 
 
 def test_own_netns_has_loopback_only(plugin: Plugin, alloc, images) -> None:
-    code, out, _ = run(plugin, alloc, task_config(image=images.plain, command="ls", args=["/sys/class/net"]))
+    _, out, _ = run(plugin, alloc, task_config(image=images.plain, command="ls", args=["/sys/class/net"]))
     assert out.split() == ["lo"]
 
 

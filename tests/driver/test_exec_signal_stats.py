@@ -8,10 +8,9 @@ import time
 
 import grpc
 import pytest
+from driverkit import Plugin, status_code, task_config
 
 from nomad_ctr._pb import driver_pb2
-
-from driverkit import Plugin, status_code, task_config
 
 pytestmark = pytest.mark.driver
 
@@ -61,8 +60,7 @@ def test_exec_task(plugin: Plugin, alloc, images) -> None:
 def _exec_stream(plugin: Plugin, setup: Req.Setup, inputs: list[Req], hold: threading.Event | None = None):
     def requests():
         yield Req(setup=setup)
-        for r in inputs:
-            yield r
+        yield from inputs
         # Nomad never half-closes: keep the stream open until the call ends
         (hold or threading.Event()).wait(30)
 

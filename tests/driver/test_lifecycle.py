@@ -6,12 +6,11 @@ import threading
 
 import grpc
 import pytest
+from driverkit import Plugin, status_code, task_config
 
 from nomad_ctr import Client, errors
 from nomad_ctr._pb import driver_pb2
 from nomad_ctr.driver.state import decode_state
-
-from driverkit import Plugin, status_code, task_config
 
 pytestmark = pytest.mark.driver
 
@@ -140,9 +139,9 @@ def test_destroy_removes_everything(plugin: Plugin, alloc, images, ns_client: Cl
     with pytest.raises(errors.ContainerNotFound):
         ns_client.containers.get(cid)
     ctr = ["ctr", "--address", stack.containerd_address, "-n", plugin.namespace]
-    assert cid not in subprocess.run([*ctr, "containers", "ls", "-q"], capture_output=True, text=True).stdout
-    assert cid not in subprocess.run([*ctr, "tasks", "ls"], capture_output=True, text=True).stdout
-    assert cid not in subprocess.run([*ctr, "snapshots", "ls"], capture_output=True, text=True).stdout
+    assert cid not in subprocess.run([*ctr, "containers", "ls", "-q"], capture_output=True, text=True, check=False).stdout
+    assert cid not in subprocess.run([*ctr, "tasks", "ls"], capture_output=True, text=True, check=False).stdout
+    assert cid not in subprocess.run([*ctr, "snapshots", "ls"], capture_output=True, text=True, check=False).stdout
     assert not (a.alloc_dir / a.task_name / "containerd-driver-etc").exists()
     with pytest.raises(grpc.RpcError) as exc:
         plugin.wait(task.id, timeout=5)
