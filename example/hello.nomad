@@ -6,6 +6,9 @@ job "hello" {
   group "hello" {
     task "hello" {
       driver = "containerd-driver"
+      # the image's shell loop runs as PID 1 without a SIGTERM handler, so the
+      # kernel drops SIGTERM; SIGKILL follows after kill_timeout
+      kill_timeout = "2s"
 
       config {
         # prints a line every 3 seconds
