@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from nomad_ctr import errors
 from nomad_ctr._pb import attribute_pb2, driver_pb2
 from nomad_ctr.driver.base import PLUGIN_NAME
 from nomad_ctr.driver.connection import Connection, NotConfigured
 
-__all__ = ["FINGERPRINT_EVERY", "fingerprint", "fingerprints", "cgroup_version"]
+__all__ = ["FINGERPRINT_EVERY", "cgroup_version", "fingerprint", "fingerprints"]
 
 log = logging.getLogger("nomad_ctr.driver.fingerprint")
 

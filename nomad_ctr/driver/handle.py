@@ -12,12 +12,13 @@ import signal as _signal
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from nomad_ctr import Container
 from nomad_ctr.driver.state import DriverState
 
-__all__ = ["ExitInfo", "TaskHandle", "OOM_GRACE"]
+__all__ = ["OOM_GRACE", "ExitInfo", "TaskHandle"]
 
 log = logging.getLogger("nomad_ctr.driver.handle")
 
@@ -132,7 +133,7 @@ class TaskHandle:
             return self.result
         return None
 
-    def wait_while(self, is_active: "callable[[], bool]", slice_: float = 0.5) -> ExitInfo | None:
+    def wait_while(self, is_active: Callable[[], bool], slice_: float = 0.5) -> ExitInfo | None:
         """Block until exit, or until is_active() turns False (then None)."""
         while True:
             if self.exited.wait(slice_):

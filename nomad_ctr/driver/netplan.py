@@ -21,7 +21,7 @@ from nomad_ctr.driver.config import ConfigError, TaskConfig
 from nomad_ctr.driver.specbuild import NetPlan, default_task_hostname, task_dir
 from nomad_ctr.net import build_resolv_conf, write_etc_files
 
-__all__ = ["plan_network", "etc_dir_for", "remove_etc_dir", "HOST_ETC_MOUNTS"]
+__all__ = ["HOST_ETC_MOUNTS", "etc_dir_for", "plan_network", "remove_etc_dir"]
 
 _Mode = driver_pb2.NetworkIsolationSpec
 HOST_ETC_MOUNTS = (("/etc/hosts", "/etc/hosts"), ("/etc/resolv.conf", "/etc/resolv.conf"))

@@ -26,11 +26,11 @@ from nomad_ctr.net import default_hostname
 __all__ = [
     "LABEL_PREFIX",
     "NetPlan",
-    "container_id_for",
-    "task_dir",
     "build_spec",
-    "task_labels",
+    "container_id_for",
     "default_task_hostname",
+    "task_dir",
+    "task_labels",
 ]
 
 LABEL_PREFIX = "com.hashicorp.nomad."

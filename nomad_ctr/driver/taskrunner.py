@@ -12,19 +12,45 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
+from collections.abc import Callable
 
-from nomad_ctr import Auth, Container, ContainerSpec, Image, PullProgress, TaskState, errors
-from nomad_ctr.refs import parse_ref
+from nomad_ctr import (
+    Auth,
+    Container,
+    ContainerSpec,
+    Image,
+    PullProgress,
+    TaskState,
+    errors,
+)
 from nomad_ctr._pb import driver_pb2
-from nomad_ctr.driver.config import ConfigError, DriverConfig, TaskConfig, check_task_allowed, parse_task_config
+from nomad_ctr.driver.config import (
+    ConfigError,
+    DriverConfig,
+    TaskConfig,
+    check_task_allowed,
+    parse_task_config,
+)
 from nomad_ctr.driver.connection import Connection, NotConfigured
-from nomad_ctr.driver.errors import DriverError, FailedPrecondition, InvalidArgument, Recoverable, TaskNotFound
+from nomad_ctr.driver.errors import (
+    DriverError,
+    FailedPrecondition,
+    InvalidArgument,
+    Recoverable,
+    TaskNotFound,
+)
 from nomad_ctr.driver.events import TaskEvents
 from nomad_ctr.driver.exits import ExitWatcher, check_task, read_oom_counter
 from nomad_ctr.driver.handle import TaskHandle
 from nomad_ctr.driver.netplan import plan_network, remove_etc_dir
-from nomad_ctr.driver.specbuild import NetPlan, build_spec, container_id_for, task_labels
+from nomad_ctr.driver.specbuild import (
+    NetPlan,
+    build_spec,
+    container_id_for,
+    task_labels,
+)
 from nomad_ctr.driver.state import DriverState, StateError, TaskStore, decode_state
+from nomad_ctr.refs import parse_ref
 
 __all__ = ["TaskRunner", "as_driver_error"]
 
@@ -301,7 +327,7 @@ class TaskRunner:
 class _ProgressEvents:
     """Pull progress as a task event at most every PROGRESS_EVERY seconds."""
 
-    def __init__(self, emit: "callable[[str], None]") -> None:
+    def __init__(self, emit: Callable[[str], None]) -> None:
         self._emit = emit
         self._last = 0.0
 

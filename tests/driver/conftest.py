@@ -16,10 +16,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from driverkit import Alloc, LogPipe, Plugin, start_plugin
 
 from nomad_ctr import Client, errors
-
-from driverkit import Alloc, LogPipe, Plugin, start_plugin
 
 
 @pytest.fixture(scope="module")

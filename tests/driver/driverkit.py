@@ -11,13 +11,10 @@ Task configs are encoded like Nomad does (cty msgpack with the schema's type).
 from __future__ import annotations
 
 import os
-import re
 import stat
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,6 @@ from typing import Any
 import grpc
 import pytest
 
-from nomad_ctr import Client, errors
 from nomad_ctr._pb import base_pb2, base_pb2_grpc, driver_pb2, driver_pb2_grpc
 from nomad_ctr.driver import cty
 from nomad_ctr.driver.config_schema import driver_config_spec, task_config_spec
@@ -43,7 +39,12 @@ def driver_config(**values: Any) -> bytes:
 
 
 def task_config(**values: Any) -> bytes:
-    return cty.encode(values, TASK_TYPE)
+    """Like Nomad: `any` attributes are encoded with their value's own type (§9)."""
+    attrs = {
+        name: cty.implied_type_of(values[name]) if ty == cty.DYNAMIC and values.get(name) is not None else ty
+        for name, ty in TASK_TYPE.attr_types().items()
+    }
+    return cty.encode(values, cty.ObjectType.of(attrs))
 
 
 class LogPipe:

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import Session, run_task, write_agent_config, write_job
 
 pytestmark = pytest.mark.driver

@@ -142,3 +142,28 @@ def test_resources_and_labels(plugin: Plugin, alloc, images, ns_client: Client) 
     if out:  # cgroup v1 layout
         assert out.strip() == b"300"
     plugin.destroy(task.id)
+
+
+def test_isolation_options(plugin: Plugin, alloc, images) -> None:
+    script = ("touch /x 2>/dev/null && echo rw || echo ro; "
+              "cat /proc/sys/net/core/somaxconn; "
+              "df -k /dev/shm | tail -1 | awk '{print $2}'; "
+              "grep CapEff /proc/self/status; "
+              "grep Seccomp: /proc/self/status")
+    config = task_config(image=images.plain, command="sh", args=["-c", script], readonly_rootfs=True,
+                         sysctl=[{"net.core.somaxconn": "1234"}], shm_size="8m", cap_drop=["ALL"])
+    code, out, _ = run(plugin, alloc, config)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "ro"
+    assert lines[1] == "1234"
+    assert lines[2] == "8192"
+    assert lines[3].split()[1] == "0000000000000000"
+    assert lines[4].split()[1] == "2"  # seccomp filter on by default
+
+
+def test_pid_mode_host(plugin: Plugin, alloc, images) -> None:
+    _, out, _ = run(plugin, alloc, task_config(image=images.plain, command="sh", pid_mode="host",
+                                               args=["-c", "test -d /proc/1 && cat /proc/1/comm"]))
+    with open("/proc/1/comm") as f:
+        assert out.strip() == f.read().strip()

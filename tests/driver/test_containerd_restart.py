@@ -15,11 +15,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from driverkit import Plugin, start_plugin, task_config
 
 from nomad_ctr import Client, errors
 from nomad_ctr._pb import driver_pb2
-
-from driverkit import Plugin, start_plugin, task_config
 
 pytestmark = pytest.mark.driver
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from driverkit import Plugin, task_config
 
 from nomad_ctr import Client
-
-from driverkit import Plugin, task_config
 
 pytestmark = pytest.mark.driver
 

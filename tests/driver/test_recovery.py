@@ -7,12 +7,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from driverkit import Plugin, start_plugin, status_code, task_config
 
 from nomad_ctr import Client
 from nomad_ctr._pb import driver_pb2
 from nomad_ctr.driver.state import DriverState, decode_state, encode_state
-
-from driverkit import Plugin, start_plugin, status_code, task_config
 
 pytestmark = pytest.mark.driver
 

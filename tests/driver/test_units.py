@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import re
-import threading
 from datetime import datetime, timezone
 
 import pytest
+from driverkit import driver_config, task_config
 
 from nomad_ctr import Metrics
 from nomad_ctr._pb import driver_pb2
 from nomad_ctr.driver.config import ConfigError, parse_driver_config, parse_task_config
 from nomad_ctr.driver.handle import ExitInfo, TaskHandle, signal_of
 from nomad_ctr.driver.specbuild import NetPlan, build_spec, container_id_for
-from nomad_ctr.driver.state import DriverState, StateError, TaskStore, decode_state, encode_state
+from nomad_ctr.driver.state import (
+    DriverState,
+    StateError,
+    TaskStore,
+    decode_state,
+    encode_state,
+)
 from nomad_ctr.driver.stats import CpuSampler, memory
-
-from driverkit import driver_config, task_config
 
 pytestmark = pytest.mark.unit
 
