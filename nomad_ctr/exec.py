@@ -106,7 +106,18 @@ class ExecProcess:
         """Wait for the process to exit and return its exit code (errors.Timeout)."""
         if self._waited and self._exit_code is not None:
             return self._exit_code
-        resp = self._call("exec.wait", {}, check_timeout(timeout))
+        timeout = check_timeout(timeout)
+        if timeout is None:
+            # Wait in slices so the calling thread gets back to Python now and then
+            # (Ctrl-C, pytest-timeout); a finished process answers at once.
+            while True:
+                try:
+                    resp = self._call("exec.wait", {}, _READ_SLICE)
+                    break
+                except errors.Timeout:
+                    continue
+        else:
+            resp = self._call("exec.wait", {}, timeout)
         self._exit_code = int(resp.get("exit_code") or 0)
         self._waited = True
         return self._exit_code
