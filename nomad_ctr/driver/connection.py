@@ -7,16 +7,31 @@ succeed and Fingerprint report the driver unhealthy until containerd answers.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 
 from nomad_ctr import Client, errors
 from nomad_ctr.driver.config import DriverConfig
 
-__all__ = ["Connection", "NotConfigured"]
+__all__ = ["Connection", "NotConfigured", "socket_problem"]
 
 log = logging.getLogger("nomad_ctr.driver.connection")
 
 CALL_TIMEOUT = 10.0
+
+
+def socket_problem(address: str) -> str | None:
+    """Why nothing accepts connections at the unix socket `address` (None: something does).
+
+    A quick probe, so a down containerd is reported at once rather than after the
+    client's dial timeout."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            s.connect(address)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 class NotConfigured(Exception):
@@ -60,6 +75,8 @@ class Connection:
         with self._lock:
             if self._client is not None and not self._client.closed:
                 return self._client
+            if (problem := socket_problem(config.address)) is not None:
+                raise errors.Unavailable(f"containerd at {config.address} is not reachable: {problem}")
             client = Client(address=config.address, namespace=config.namespace, timeout=CALL_TIMEOUT)
             self._client = client
             log.info("connected to containerd", extra={"address": config.address, "namespace": config.namespace})

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from nomad_ctr import errors
 from nomad_ctr._pb import attribute_pb2, driver_pb2
 from nomad_ctr.driver.base import PLUGIN_NAME
-from nomad_ctr.driver.connection import Connection, NotConfigured
+from nomad_ctr.driver.connection import Connection, NotConfigured, socket_problem
 
 __all__ = ["FINGERPRINT_EVERY", "cgroup_version", "fingerprint", "fingerprints"]
 
@@ -44,9 +44,10 @@ def fingerprint(conn: Connection) -> driver_pb2.FingerprintResponse:
         return _Health(health=_Health.UNHEALTHY, health_description="disabled (enabled = false in the plugin config)")
     if os.geteuid() != 0:
         return _Health(health=_Health.UNHEALTHY, health_description="Driver must run as root")
-    if not os.path.exists(config.address):
+    if (problem := socket_problem(config.address)) is not None:
+        # answer at once instead of waiting out the client's dial timeout
         return _Health(health=_Health.UNHEALTHY,
-                       health_description=f"containerd socket {config.address} does not exist")
+                       health_description=f"containerd at {config.address} is not reachable: {problem}")
     try:
         version = conn.client().version(timeout=5.0)
     except (errors.ContainerdError, OSError) as exc:
