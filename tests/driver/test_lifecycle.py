@@ -163,3 +163,16 @@ def test_leftover_container_is_replaced(plugin: Plugin, alloc, images, ns_client
     third = a.task(sh(images.plain, "exit 6"))
     plugin.start(third)
     assert plugin.wait(third.id).result.exit_code == 6
+
+
+def test_out_of_band_deletion(plugin: Plugin, alloc, images, ns_client: Client) -> None:
+    a = alloc()
+    task = a.task(sh(images.plain, "sleep 300"))
+    cid = decode_state(plugin.start(task).driver_state).container_id
+    ns_client.containers.get(cid).delete(force=True)  # behind the driver's back
+    resp = plugin.wait(task.id, timeout=30)
+    assert resp.result.exit_code == 137 or resp.err
+    plugin.destroy(task.id)  # still succeeds
+    with pytest.raises(grpc.RpcError) as exc:
+        plugin.wait(task.id, timeout=5)
+    assert status_code(exc) == grpc.StatusCode.NOT_FOUND
