@@ -4,9 +4,9 @@ schema-decode: hcldec on the HCL JSON body, cty msgpack with the value's own typ
 and the bytes then parse with our config parser. example/agent.hcl decodes through the
 agent's validation launch (agent-config).
 
-The integration tests run the examples the harness can model end to end on the test
-stack (`nomad-harness run`). Not modelled by the harness, so decode-only: volume_mount
-(host volumes), dns (the group's dns block), bridge (group networks).
+The integration tests run the examples end to end on the test stack (`nomad-harness
+run`). The harness models host volumes and the group's dns block but not group
+networks, so bridge.nomad is decoded only.
 """
 
 from __future__ import annotations
@@ -284,12 +284,35 @@ def test_privileged_device_and_readonly_bind(stack_agent: Path, tmp_path: Path) 
 
 
 @pytest.mark.integration
-def test_dns_example_sysctls(stack_agent: Path, tmp_path: Path) -> None:
-    # the harness does not pass the group's dns block; the sysctl map is the driver's
+def test_dns_and_sysctls(stack_agent: Path, tmp_path: Path) -> None:
     data = run_example(stack_agent, EXAMPLES / "dns.nomad", "dns", tmp_path, stop_after="3s")
     assert clean_exit(data)
-    assert "somaxconn=16384" in data["stdout"]
-    assert "ip_forward=1" in data["stdout"]
+    out = data["stdout"].splitlines()
+    assert [ln for ln in out if not ln.startswith("#")][:4] == [
+        "nameserver 127.0.0.1",
+        "nameserver 127.0.0.2",
+        "search internal.corp",
+        "options ndots:2",
+    ]
+    assert "somaxconn=16384" in out
+    assert "ip_forward=1" in out
+
+
+@pytest.mark.integration
+def test_volume_mount_rw_and_ro(stack_agent: Path, tmp_path: Path) -> None:
+    volume = tmp_path / "host_volume" / "s1"
+    volume.mkdir(parents=True)
+    (volume / "bind.txt").write_text("hello\n")
+    agent = tmp_path / "agent.hcl"
+    agent.write_text(
+        f'client {{\n  host_volume "s1" {{\n    path = "{volume}"\n  }}\n}}\n'
+        + stack_agent.read_text()
+    )
+    data = run_example(agent, EXAMPLES / "volume_mount.nomad", "volumes", tmp_path, stop_after="3s")
+    assert clean_exit(data)
+    assert data["stdout"].splitlines()[:2] == ["hello", "hello"]
+    assert "Read-only file system" in data["stdout"]
+    assert sorted(p.name for p in volume.iterdir()) == ["bind.txt", "rw.txt"]
 
 
 @pytest.mark.integration

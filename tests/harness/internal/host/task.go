@@ -180,6 +180,15 @@ func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Ta
 		// Nomad's "Failed Validation" task event: StartTask is never called.
 		return nil, &StageError{Stage: "validate", Err: err, Refused: true}
 	}
+	mounts, err := h.volumeMounts(job)
+	if err != nil {
+		// Nomad would not place the alloc on this node
+		return nil, &StageError{Stage: "volumes", Err: err, Refused: true}
+	}
+	var dns *drivers.DNSConfig
+	if job.DNS != nil {
+		dns = &drivers.DNSConfig{Servers: job.DNS.Servers, Searches: job.DNS.Searches, Options: job.DNS.Options}
+	}
 	memLimit := job.MemoryMB
 	if job.MemoryMaxMB > memLimit {
 		memLimit = job.MemoryMaxMB
@@ -213,8 +222,36 @@ func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Ta
 		Namespace:     job.Namespace,
 		NodeName:      hostname,
 		NodeId:        nodeID,
+		Mounts:        mounts,
+		Dns:           dns,
 	}
 	return &Task{Job: job, Paths: p, Config: cfg, Decoded: dec}, nil
+}
+
+// volumeMounts resolves the task's host volume mounts against the agent's
+// client host_volume blocks, as the client's volume hook does.
+func (h *Host) volumeMounts(job *nomadfile.Task) ([]*drivers.Mount, error) {
+	var out []*drivers.Mount
+	for _, vm := range job.VolumeMounts {
+		if vm.Type != "host" {
+			return nil, fmt.Errorf("volume %q: type %q is not modelled (only host volumes)", vm.Volume, vm.Type)
+		}
+		var hv nomadfile.HostVolume
+		ok := false
+		if h.opts.Agent != nil {
+			hv, ok = h.opts.Agent.HostVolumes[vm.Source]
+		}
+		if !ok || hv.Path == "" {
+			return nil, fmt.Errorf("host volume %q (volume %q) is not in the agent's client config", vm.Source, vm.Volume)
+		}
+		out = append(out, &drivers.Mount{
+			TaskPath:        vm.Destination,
+			HostPath:        hv.Path,
+			Readonly:        vm.ReadOnly || hv.ReadOnly,
+			PropagationMode: vm.Propagation,
+		})
+	}
+	return out, nil
 }
 
 // StartLogs (re)starts the harness's logmon for t; a no-op when running.

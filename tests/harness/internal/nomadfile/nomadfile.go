@@ -34,6 +34,26 @@ type Task struct {
 	Env    map[string]hcl.Expression
 	Meta   map[string]string
 	Config *hclsyntax.Body // nil when the task has no config block
+	// VolumeMounts are the task's volume_mount blocks joined with the group's
+	// volume blocks (host volumes only).
+	VolumeMounts []VolumeMount
+	// DNS is the group's network { dns { ... } } block; nil when absent.
+	DNS *DNS
+}
+
+// VolumeMount is one task volume_mount of a group host volume.
+type VolumeMount struct {
+	Volume      string // the group's volume label
+	Type        string // the group volume's type; only "host" can be mounted
+	Source      string // the agent's host_volume name
+	Destination string
+	ReadOnly    bool // the volume's or the mount's read_only
+	Propagation string
+}
+
+// DNS is a group network's dns block.
+type DNS struct {
+	Servers, Searches, Options []string
 }
 
 // Nomad's defaults for a task that leaves these out.
@@ -105,6 +125,101 @@ func num(b *hclsyntax.Body, name string, def int64) (int64, error) {
 	return n, nil
 }
 
+func boolean(b *hclsyntax.Body, name string) (bool, error) {
+	v, ok, err := constant(b, name, cty.Bool)
+	if err != nil || !ok {
+		return false, err
+	}
+	return v.True(), nil
+}
+
+func strList(b *hclsyntax.Body, name string) ([]string, error) {
+	v, ok, err := constant(b, name, cty.List(cty.String))
+	if err != nil || !ok {
+		return nil, err
+	}
+	var out []string
+	for _, s := range v.AsValueSlice() {
+		out = append(out, s.AsString())
+	}
+	return out, nil
+}
+
+// groupDNS reads network { dns { servers, searches, options } } of a group.
+func groupDNS(g *hclsyntax.Body) (*DNS, error) {
+	for _, n := range blocks(g, "network") {
+		for _, d := range blocks(n.Body, "dns") {
+			dns := &DNS{}
+			var err error
+			if dns.Servers, err = strList(d.Body, "servers"); err != nil {
+				return nil, err
+			}
+			if dns.Searches, err = strList(d.Body, "searches"); err != nil {
+				return nil, err
+			}
+			if dns.Options, err = strList(d.Body, "options"); err != nil {
+				return nil, err
+			}
+			return dns, nil
+		}
+	}
+	return nil, nil
+}
+
+// volumeMounts joins the task's volume_mount blocks with the group's host volumes.
+func volumeMounts(g, tb *hclsyntax.Body) ([]VolumeMount, error) {
+	type groupVolume struct {
+		typ, source string
+		readOnly    bool
+	}
+	vols := map[string]groupVolume{}
+	for _, vb := range blocks(g, "volume") {
+		if len(vb.Labels) != 1 {
+			return nil, fmt.Errorf("%s: volume block needs one label", vb.DefRange())
+		}
+		typ, err := str(vb.Body, "type", "")
+		if err != nil {
+			return nil, err
+		}
+		src, err := str(vb.Body, "source", "")
+		if err != nil {
+			return nil, err
+		}
+		ro, err := boolean(vb.Body, "read_only")
+		if err != nil {
+			return nil, err
+		}
+		vols[vb.Labels[0]] = groupVolume{typ: typ, source: src, readOnly: ro}
+	}
+	var out []VolumeMount
+	for _, mb := range blocks(tb, "volume_mount") {
+		m := VolumeMount{}
+		var err error
+		if m.Volume, err = str(mb.Body, "volume", ""); err != nil {
+			return nil, err
+		}
+		gv, ok := vols[m.Volume]
+		if !ok {
+			return nil, fmt.Errorf("volume_mount: the group has no volume %q", m.Volume)
+		}
+		if m.Destination, err = str(mb.Body, "destination", ""); err != nil {
+			return nil, err
+		}
+		if m.Destination == "" {
+			return nil, fmt.Errorf("volume_mount of %q: destination is required", m.Volume)
+		}
+		if m.ReadOnly, err = boolean(mb.Body, "read_only"); err != nil {
+			return nil, err
+		}
+		if m.Propagation, err = str(mb.Body, "propagation_mode", "private"); err != nil {
+			return nil, err
+		}
+		m.Type, m.Source, m.ReadOnly = gv.typ, gv.source, m.ReadOnly || gv.readOnly
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 func strMap(b *hclsyntax.Body) (map[string]string, error) {
 	out := map[string]string{}
 	for name := range b.Attributes {
@@ -160,14 +275,14 @@ func ParseJob(path, taskName string) (*Task, error) {
 		return nil, err
 	}
 
-	var found *hclsyntax.Block
+	var found, foundGroup *hclsyntax.Block
 	for _, g := range blocks(job.Body, "group") {
 		for _, tb := range blocks(g.Body, "task") {
 			if len(tb.Labels) == 1 && tb.Labels[0] == taskName {
 				if found != nil {
 					return nil, fmt.Errorf("%s: task %q appears more than once", path, taskName)
 				}
-				found = tb
+				found, foundGroup = tb, g
 				t.Group = g.Labels[0]
 				if err := addMeta(g.Body); err != nil {
 					return nil, err
@@ -230,6 +345,12 @@ func ParseJob(path, taskName string) (*Task, error) {
 	default:
 		return nil, fmt.Errorf("%s: task %q has more than one config block", path, taskName)
 	}
+	if t.VolumeMounts, err = volumeMounts(foundGroup.Body, tb); err != nil {
+		return nil, fmt.Errorf("%s: task %q: %w", path, taskName, err)
+	}
+	if t.DNS, err = groupDNS(foundGroup.Body); err != nil {
+		return nil, fmt.Errorf("%s: group %q: %w", path, t.Group, err)
+	}
 	return t, nil
 }
 
@@ -246,6 +367,13 @@ type Agent struct {
 	PluginDir      string
 	MaxKillTimeout time.Duration
 	Plugins        map[string]*Plugin
+	HostVolumes    map[string]HostVolume // client { host_volume "name" { ... } }
+}
+
+// HostVolume is a client host_volume block.
+type HostVolume struct {
+	Path     string
+	ReadOnly bool
 }
 
 // ParseAgent reads an agent config file.
@@ -254,7 +382,7 @@ func ParseAgent(path string) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{Plugins: map[string]*Plugin{}, MaxKillTimeout: 30 * time.Second}
+	a := &Agent{Plugins: map[string]*Plugin{}, MaxKillTimeout: 30 * time.Second, HostVolumes: map[string]HostVolume{}}
 	if a.DataDir, err = str(root, "data_dir", ""); err != nil {
 		return nil, err
 	}
@@ -270,6 +398,19 @@ func ParseAgent(path string) (*Agent, error) {
 			if a.MaxKillTimeout, err = time.ParseDuration(mkt); err != nil {
 				return nil, fmt.Errorf("client.max_kill_timeout %q: %v", mkt, err)
 			}
+		}
+		for _, hv := range blocks(c.Body, "host_volume") {
+			if len(hv.Labels) != 1 {
+				return nil, fmt.Errorf("%s: host_volume block needs one label", hv.DefRange())
+			}
+			v := HostVolume{}
+			if v.Path, err = str(hv.Body, "path", ""); err != nil {
+				return nil, err
+			}
+			if v.ReadOnly, err = boolean(hv.Body, "read_only"); err != nil {
+				return nil, err
+			}
+			a.HostVolumes[hv.Labels[0]] = v
 		}
 	}
 	for _, pb := range blocks(root, "plugin") {

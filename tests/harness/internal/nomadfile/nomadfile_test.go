@@ -16,8 +16,8 @@ func TestExampleHelloJob(t *testing.T) {
 	if task.Driver != "containerd-driver" || task.CPU != 100 || task.MemoryMB != 64 || task.Group != "hello" {
 		t.Fatalf("task = %+v", task)
 	}
-	if task.KillTimeout != DefaultKillTimeout || task.KillSignal != "" {
-		t.Fatalf("kill defaults: %v %q", task.KillTimeout, task.KillSignal)
+	if task.KillTimeout != 2*time.Second || task.KillSignal != "" {
+		t.Fatalf("kill settings: %v %q", task.KillTimeout, task.KillSignal)
 	}
 	if task.Config == nil || task.Config.Attributes["image"] == nil {
 		t.Fatal("config block with image expected")
@@ -36,6 +36,74 @@ func TestExampleAgent(t *testing.T) {
 	for _, k := range []string{"enabled", "containerd_runtime", "stats_interval"} {
 		if p.Config.Attributes[k] == nil {
 			t.Errorf("plugin config lacks %s", k)
+		}
+	}
+}
+
+func TestExampleVolumeMountsAndAgentHostVolume(t *testing.T) {
+	task, err := ParseJob("../../../../example/volume_mount.nomad", "volumes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []VolumeMount{
+		{Volume: "s1", Type: "host", Source: "s1", Destination: "/tmp/t1", Propagation: "private"},
+		{Volume: "s1", Type: "host", Source: "s1", Destination: "/tmp/read_only_target", ReadOnly: true, Propagation: "private"},
+	}
+	if len(task.VolumeMounts) != len(want) {
+		t.Fatalf("volume mounts = %+v", task.VolumeMounts)
+	}
+	for i := range want {
+		if task.VolumeMounts[i] != want[i] {
+			t.Errorf("mount %d = %+v, want %+v", i, task.VolumeMounts[i], want[i])
+		}
+	}
+	a, err := ParseAgent("../../../../example/agent.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hv := a.HostVolumes["s1"]; hv.Path != "/tmp/host_volume/s1" || hv.ReadOnly {
+		t.Fatalf("host volume s1 = %+v", hv)
+	}
+}
+
+func TestExampleDNS(t *testing.T) {
+	task, err := ParseJob("../../../../example/dns.nomad", "dns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := task.DNS
+	if d == nil || strings.Join(d.Servers, ",") != "127.0.0.1,127.0.0.2" ||
+		strings.Join(d.Searches, ",") != "internal.corp" || strings.Join(d.Options, ",") != "ndots:2" {
+		t.Fatalf("dns = %+v", d)
+	}
+	hello, err := ParseJob("../../../../example/hello.nomad", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hello.DNS != nil || hello.VolumeMounts != nil {
+		t.Fatalf("hello has no dns or volumes: %+v %+v", hello.DNS, hello.VolumeMounts)
+	}
+}
+
+func TestVolumeMountErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		"volume_mount {\n volume = \"nope\"\n destination = \"/x\"\n}": `the group has no volume "nope"`,
+		`volume_mount { volume = "v" }`:                                "destination is required",
+	} {
+		p := write(t, `job "j" {
+  group "g" {
+    volume "v" {
+      type   = "host"
+      source = "s"
+    }
+    task "t" {
+      driver = "x"
+      `+src+`
+    }
+  }
+}`)
+		if _, err := ParseJob(p, "t"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", src, err, want)
 		}
 	}
 }
