@@ -149,3 +149,46 @@ def test_137_waits_for_a_late_oom_event() -> None:
     plain = TaskHandle(DriverState("t2", "c", "n"), container=None)  # type: ignore[arg-type]
     plain.on_exit(137, None)
     assert plain.wait(5.0) == ExitInfo(exit_code=137, signal=9, oom_killed=False)
+
+
+def test_netplan_files_and_symlink_safety(tmp_path) -> None:
+    from nomad_ctr.driver.netplan import ETC_DIR_NAME, plan_network, remove_etc_dir
+
+    alloc_dir = tmp_path / "alloc"
+    (alloc_dir / "web").mkdir(parents=True)
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "hosts").write_text("precious\n")
+    # a planted symlink where the driver writes its files is replaced, never followed
+    (alloc_dir / "web" / ETC_DIR_NAME).symlink_to(canary)
+    task = driver_pb2.TaskConfig(id="a/web/1", name="web", alloc_id="a" * 36, alloc_dir=str(alloc_dir),
+                                 dns=driver_pb2.DNSConfig(servers=["10.0.0.2"]))
+    tc = parse_task_config(task_config(image="x", extra_hosts=["db:10.1.1.1"], hostname="box"))
+    plan = plan_network(task, tc, "cid")
+    assert (canary / "hosts").read_text() == "precious\n"
+    etc = alloc_dir / "web" / ETC_DIR_NAME
+    assert not etc.is_symlink() and etc.is_dir()
+    mounts = dict((dst, src) for src, dst in plan.etc_mounts)
+    assert set(mounts) == {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
+    hosts = open(mounts["/etc/hosts"]).read()
+    assert "\tbox" in hosts and "10.1.1.1\tdb" in hosts
+    assert "nameserver 10.0.0.2" in open(mounts["/etc/resolv.conf"]).read()
+    assert plan.netns_path is None and not plan.host_network
+    remove_etc_dir(plan.etc_dir)
+    assert not etc.exists() and canary.exists()
+
+
+def test_netplan_host_and_group(tmp_path) -> None:
+    from nomad_ctr.driver.netplan import HOST_ETC_MOUNTS, plan_network
+
+    task = driver_pb2.TaskConfig(id="a/web/1", name="web", alloc_id="a" * 36, alloc_dir=str(tmp_path))
+    host = plan_network(task, parse_task_config(task_config(image="x", host_network=True)), "cid")
+    assert host.host_network and host.etc_mounts == HOST_ETC_MOUNTS and host.etc_dir == ""
+    spec = driver_pb2.NetworkIsolationSpec(mode=driver_pb2.NetworkIsolationSpec.GROUP, path="/var/run/netns/x",
+                                           hostsConfig=driver_pb2.HostsConfig(hostname="grp", address="10.2.3.4"))
+    task.network_isolation_spec.CopyFrom(spec)
+    group = plan_network(task, parse_task_config(task_config(image="x", host_dns=False)), "cid")
+    assert group.netns_path == "/var/run/netns/x" and group.hostname == "grp"
+    assert "/etc/resolv.conf" not in {dst for _, dst in group.etc_mounts}
+    hosts = open(dict((d, s) for s, d in group.etc_mounts)["/etc/hosts"]).read()
+    assert "10.2.3.4\tgrp" in hosts
