@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from datetime import datetime, timezone
 
 import pytest
@@ -168,11 +169,11 @@ def test_netplan_files_and_symlink_safety(tmp_path) -> None:
     assert (canary / "hosts").read_text() == "precious\n"
     etc = alloc_dir / "web" / ETC_DIR_NAME
     assert not etc.is_symlink() and etc.is_dir()
-    mounts = dict((dst, src) for src, dst in plan.etc_mounts)
+    mounts = {dst: Path(src) for src, dst in plan.etc_mounts}
     assert set(mounts) == {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
-    hosts = open(mounts["/etc/hosts"]).read()
+    hosts = mounts["/etc/hosts"].read_text()
     assert "\tbox" in hosts and "10.1.1.1\tdb" in hosts
-    assert "nameserver 10.0.0.2" in open(mounts["/etc/resolv.conf"]).read()
+    assert "nameserver 10.0.0.2" in mounts["/etc/resolv.conf"].read_text()
     assert plan.netns_path is None and not plan.host_network
     remove_etc_dir(plan.etc_dir)
     assert not etc.exists() and canary.exists()
@@ -190,5 +191,5 @@ def test_netplan_host_and_group(tmp_path) -> None:
     group = plan_network(task, parse_task_config(task_config(image="x", host_dns=False)), "cid")
     assert group.netns_path == "/var/run/netns/x" and group.hostname == "grp"
     assert "/etc/resolv.conf" not in {dst for _, dst in group.etc_mounts}
-    hosts = open(dict((d, s) for s, d in group.etc_mounts)["/etc/hosts"]).read()
+    hosts = Path({d: s for s, d in group.etc_mounts}["/etc/hosts"]).read_text()
     assert "10.2.3.4\tgrp" in hosts
