@@ -11,8 +11,8 @@ import logging
 import signal as _signal
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from nomad_ctr import Container

@@ -193,26 +193,26 @@ def build_spec(task: driver_pb2.TaskConfig, tc: TaskConfig, driver: DriverConfig
     mounts += _volume_mounts(task)
     mounts += [_config_mount(task, i, m) for i, m in enumerate(tc.mounts)]
     mounts += [Mount("bind", src, dst, ("rbind", "ro")) for src, dst in net.etc_mounts]
-    fields: dict[str, object] = dict(
-        env=dict(task.env),
-        cwd=tc.cwd,
-        user=task.user or None,
-        hostname=None if net.host_network else (tc.hostname or net.hostname or default_task_hostname(task)),
-        mounts=tuple(mounts),
-        host_network=net.host_network,
-        netns_path=net.netns_path,
-        host_pid=tc.pid_mode == "host",
-        privileged=tc.privileged,
-        cap_add=tc.cap_add,
-        cap_drop=tc.cap_drop,
-        devices=tuple(_devices(task, tc)),
-        seccomp=tc.seccomp and not tc.privileged,
-        seccomp_profile=tc.seccomp_profile if not tc.privileged else None,
-        readonly_rootfs=tc.readonly_rootfs,
-        shm_size=tc.shm_size,
-        sysctls=dict(tc.sysctl),
-        pids_limit=tc.pids_limit,
-    )
+    fields: dict[str, object] = {
+        "env": dict(task.env),
+        "cwd": tc.cwd,
+        "user": task.user or None,
+        "hostname": None if net.host_network else (tc.hostname or net.hostname or default_task_hostname(task)),
+        "mounts": tuple(mounts),
+        "host_network": net.host_network,
+        "netns_path": net.netns_path,
+        "host_pid": tc.pid_mode == "host",
+        "privileged": tc.privileged,
+        "cap_add": tc.cap_add,
+        "cap_drop": tc.cap_drop,
+        "devices": tuple(_devices(task, tc)),
+        "seccomp": tc.seccomp and not tc.privileged,
+        "seccomp_profile": tc.seccomp_profile if not tc.privileged else None,
+        "readonly_rootfs": tc.readonly_rootfs,
+        "shm_size": tc.shm_size,
+        "sysctls": dict(tc.sysctl),
+        "pids_limit": tc.pids_limit,
+    }
     fields.update(_process(tc))
     fields.update(_resources(task))
     try:

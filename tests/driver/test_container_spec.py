@@ -47,6 +47,7 @@ def test_env_user_cwd_and_image_defaults(plugin: Plugin, alloc, images) -> None:
     script = 'echo "$GREETING $FOO $(id -u):$(id -g) $(pwd)"'
     code, out, _ = run(plugin, alloc, task_config(image=images.configured, args=[script]),
                        env={"FOO": "bar"})
+    assert code == 0
     assert out == "hello bar 1000:1000 /srv/app\n"
     _, out, _ = run(plugin, alloc, task_config(image=images.configured, args=[script], cwd="/tmp"),
                        env={"FOO": "baz"}, user="0:0")
