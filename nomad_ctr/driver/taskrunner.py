@@ -44,6 +44,7 @@ from nomad_ctr.driver.exits import ExitWatcher, check_task, read_oom_counter
 from nomad_ctr.driver.handle import TaskHandle
 from nomad_ctr.driver.netplan import plan_network, remove_etc_dir
 from nomad_ctr.driver.specbuild import (
+    LABEL_PREFIX,
     NetPlan,
     build_spec,
     container_id_for,
@@ -299,7 +300,8 @@ class TaskRunner:
     def destroy(self, task_id: str, force: bool) -> None:
         handle = self.store.get(task_id)
         if handle is None:
-            return  # idempotent
+            self._destroy_untracked(task_id)  # idempotent
+            return
         if handle.is_running():
             try:
                 check_task(handle)
@@ -322,6 +324,20 @@ class TaskRunner:
         remove_etc_dir(handle.state.etc_dir)
         self.store.remove(task_id)
         log.info("task destroyed", extra={"task_id": task_id, "container_id": handle.container_id})
+
+
+    def _destroy_untracked(self, task_id: str) -> None:
+        """Nomad destroys a task whose recovery failed: remove its container if we
+        can find it by label, so it is not left running next to its replacement."""
+        try:
+            client = self.conn.client()
+            found = client.containers.list(labels={LABEL_PREFIX + "task_id": task_id})
+        except (errors.ContainerdError, NotConfigured):
+            return
+        for container in found:
+            log.warning("destroying untracked container of task", extra={"task_id": task_id,
+                                                                         "container_id": container.id})
+            _delete_quietly(container)
 
 
 class _ProgressEvents:

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from driverkit import Plugin, start_plugin, status_code, task_config
 
-from nomad_ctr import Client
+from nomad_ctr import Client, errors
 from nomad_ctr._pb import driver_pb2
 from nomad_ctr.driver.state import DriverState, decode_state, encode_state
 
@@ -96,3 +96,19 @@ def test_recover_rejects_bad_driver_state(plugin: Plugin) -> None:
         assert status_code(exc) == grpc.StatusCode.INVALID_ARGUMENT
     state = decode_state(encode_state(DriverState("t", "c", "ns", started_at_ns=5)))
     assert state.started_at_ns == 5
+
+
+def test_destroy_after_failed_recovery_removes_the_container(plugin: Plugin, alloc, images, stack, tmp_path,
+                                                             ns_client: Client) -> None:
+    a = alloc()
+    task = a.task(task_config(image=images.plain, command="sleep", args=["300"]))
+    handle = plugin.start(task)
+    cid = decode_state(handle.driver_state).container_id
+    new = restart(plugin, stack, tmp_path)
+    try:
+        # Nomad could not recover the task (say containerd was briefly away) and destroys it
+        new.destroy(task.id)
+        with pytest.raises(errors.ContainerNotFound):
+            ns_client.containers.get(cid)
+    finally:
+        new.close()
