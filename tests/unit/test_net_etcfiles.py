@@ -39,3 +39,18 @@ def test_bad_input_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="hostname"):
         write_etc_files(task, hostname="bad_name", dns=build_resolv_conf())
     assert not task.exists()
+
+
+def test_planted_symlink_is_refused_not_followed(tmp_path: Path) -> None:
+    task = tmp_path / "task"
+    task.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (task / "hosts").symlink_to(victim)
+    with pytest.raises(OSError, match="symlink"):
+        write_etc_files(task, hostname="web", dns=build_resolv_conf())
+    assert victim.read_text() == "precious\n"
+    (task / "hosts").unlink()
+    os.mkfifo(task / "hosts")  # a FIFO without a reader: refused, never blocks
+    with pytest.raises(OSError):
+        write_etc_files(task, hostname="web", dns=build_resolv_conf())
