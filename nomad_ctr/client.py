@@ -161,6 +161,7 @@ class Client:
         """A client for `namespace` on the same address, closed together with this one."""
         check_identifier(namespace, "namespace")
         root = self._parent or self
+        root._conn.require()  # no new connections from a closed client
         if namespace == root.namespace:
             return root
         with root._views_lock:

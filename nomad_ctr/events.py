@@ -38,7 +38,7 @@ class EventStream(Iterator[Event]):
         self._lock = threading.Lock()
         self._buffer: collections.deque[Event] = collections.deque()
         self._closed = False
-        self._busy = False  # a thread is inside events.next
+        self._busy = 0  # threads inside events.next
         req: dict[str, Any] = {}
         if topic_list:
             req["topics"] = topic_list
@@ -76,15 +76,15 @@ class EventStream(Iterator[Event]):
                     return self._buffer.popleft()
                 if self._closed:
                     return None
-                self._busy = True
+                self._busy += 1
             try:
                 left = self._poll if end is None else end - time.monotonic()
                 if left > 0:
                     self._fetch(min(self._poll, left))
             finally:
                 with self._lock:
-                    self._busy = False
-                    if self._closed:
+                    self._busy -= 1
+                    if self._closed and not self._busy:
                         self._release()
             if end is not None and time.monotonic() >= end and not self._buffer:
                 return None

@@ -80,6 +80,8 @@ def test_client_close(stack, namespace: str) -> None:
     assert c.closed and view.closed
     with pytest.raises(errors.FailedPrecondition):
         c.version()
+    with pytest.raises(errors.FailedPrecondition):
+        c.with_namespace(namespace + "-late")
 
 
 def test_from_env(stack, monkeypatch) -> None:
