@@ -41,10 +41,12 @@ from nomad_ctr.driver.config_values import (
 from nomad_ctr.driver.hclspec import implied_type
 
 __all__ = [
+    "PRIVILEGED_NOT_ALLOWED",
     "ConfigError",
     "DriverConfig",
     "ExtraHost",
     "MountConfig",
+    "NotAllowedError",
     "RegistryAuth",
     "TaskConfig",
     "check_task_allowed",
@@ -587,12 +589,22 @@ def parse_task_config(data: bytes) -> TaskConfig:
     )
 
 
+PRIVILEGED_NOT_ALLOWED = "Running privileged jobs are not allowed"
+
+
+class NotAllowedError(ConfigError):
+    """An operator gate refused the task. The text is fixed (the reference driver's, which
+    operators search their alloc statuses for) rather than our field: value form."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.scope, self.field, self.rule = "task", field_name, message
+
+
 def check_task_allowed(task: TaskConfig, driver: DriverConfig) -> None:
     """Operator gates from the plugin config (ConfigError if the task asks for more)."""
     if task.privileged and not driver.allow_privileged:
-        raise ConfigError(
-            "task", "privileged", "is not allowed (allow_privileged = false in the plugin config)", True
-        )
+        raise NotAllowedError("privileged", PRIVILEGED_NOT_ALLOWED)
 
 
 _DRIVER_TYPE = implied_type(driver_config_spec())

@@ -76,7 +76,8 @@ def test_privileged_gate(stack, namespace, ns_client, tmp_path, alloc, images) -
     try:
         err = start_error(p, alloc().task(task_config(image=images.plain, privileged=True)))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "privileged" in err.details()
+        assert err.details() == "Running privileged jobs are not allowed"
+        assert recoverable(err) is None  # not retried: the operator said no
     finally:
         p.close()
 
