@@ -42,7 +42,13 @@ from nomad_ctr.driver.errors import (
 from nomad_ctr.driver.events import TaskEvents
 from nomad_ctr.driver.exits import ExitWatcher, check_task, read_oom_counter
 from nomad_ctr.driver.handle import TaskHandle
-from nomad_ctr.driver.netplan import plan_network, remove_etc_dir
+from nomad_ctr.driver.netplan import (
+    TaskNetPlan,
+    bridge_config,
+    network_override,
+    plan_network,
+    release_network,
+)
 from nomad_ctr.driver.specbuild import (
     LABEL_PREFIX,
     NetPlan,
@@ -51,6 +57,7 @@ from nomad_ctr.driver.specbuild import (
     task_labels,
 )
 from nomad_ctr.driver.state import DriverState, StateError, TaskStore, decode_state
+from nomad_ctr.net import NetError, attachment_id, load_attachment
 from nomad_ctr.refs import parse_ref
 
 __all__ = ["TaskRunner", "as_driver_error"]
@@ -123,12 +130,12 @@ class TaskRunner:
             image = self._step_image(task, tc, driver)
             cid = container_id_for(task.alloc_id, task.name)
             self._clear_leftover(cid)
-            net = self._step_network(task, tc, cid)
+            net = self._step_network(task, tc, cid, client.namespace, driver)
             try:
                 spec = build_spec(task, tc, driver, net)
                 handle = self._step_task(task, cid, image, spec, driver, net, client.namespace)
             except BaseException:
-                remove_etc_dir(net.etc_dir)
+                _release_quietly(net)
                 raise
             return handle, encode_state(handle.state)
         except BaseException as exc:
@@ -175,7 +182,9 @@ class TaskRunner:
                     plain_http_hosts=driver.insecure_registries,
                 )
             except errors.Timeout:
-                raise Recoverable(f"pulling image {name} timed out after {tc.image_pull_timeout:g}s") from None
+                raise Recoverable(
+                    f"pulling image {name} timed out after {tc.image_pull_timeout:g}s (image_pull_timeout)"
+                ) from None
             except (errors.Unauthenticated, errors.PermissionDenied) as exc:
                 raise FailedPrecondition(f"pull access denied for {name}: {exc}", recoverable=False) from None
             except errors.NotFound as exc:
@@ -186,11 +195,17 @@ class TaskRunner:
         self._emit(task, f"Pulled image {name}", image=name)
         return image
 
-    def _step_network(self, task: driver_pb2.TaskConfig, tc: TaskConfig, cid: str) -> NetPlan:
-        return plan_network(task, tc, cid)
+    def _step_network(self, task: driver_pb2.TaskConfig, tc: TaskConfig, cid: str, namespace: str,
+                      driver: DriverConfig) -> TaskNetPlan:
+        try:
+            return plan_network(task, tc, cid, namespace=namespace, driver=driver)
+        except (ConfigError, ValueError) as exc:
+            raise InvalidArgument(str(exc)) from None
+        except NetError as exc:
+            raise Recoverable(f"setting up the task's network: {exc}") from None
 
     def _step_task(self, task: driver_pb2.TaskConfig, cid: str, image: Image, spec: ContainerSpec,
-                   driver: DriverConfig, net: NetPlan, namespace: str) -> TaskHandle:
+                   driver: DriverConfig, net: TaskNetPlan, namespace: str) -> TaskHandle:
         client = self.conn.client()
         container = client.containers.create(
             cid, image, spec=spec, labels=task_labels(task), runtime=driver.containerd_runtime
@@ -202,8 +217,10 @@ class TaskRunner:
                 task_id=task.id, container_id=cid, namespace=namespace, alloc_id=task.alloc_id,
                 task_name=task.name, image=image.name, started_at_ns=int(started.timestamp() * 1e9),
                 stdout_path=task.stdout_path, stderr_path=task.stderr_path, etc_dir=net.etc_dir,
+                net_id=net.net_id, own_netns=net.own_netns,
             )
             handle = TaskHandle(state, container, started_at=started)
+            handle.network = network_override(net)
             self.store.add(handle)
         except BaseException:
             _delete_quietly(container)
@@ -224,7 +241,7 @@ class TaskRunner:
                 )
             self.store.remove(old.task_id)
             old.destroyed = True
-            remove_etc_dir(old.state.etc_dir)
+            self._release(old.state)
         client = self.conn.client()
         try:
             leftover = client.containers.get(cid)
@@ -251,6 +268,7 @@ class TaskRunner:
             ) from None
         self.watcher.ensure_running()
         handle = TaskHandle(state, container)
+        handle.network = self._recovered_network(state, proto.config)
         try:
             status = container.status()
         except errors.TaskNotFound:
@@ -321,7 +339,10 @@ class TaskRunner:
         except errors.ContainerdError as exc:
             handle.destroyed = False
             raise as_driver_error(exc, f"destroy task {task_id}") from None
-        remove_etc_dir(handle.state.etc_dir)
+        try:
+            self._release(handle.state)
+        except NetError as exc:  # the container is gone; a retried DestroyTask finishes this
+            raise Recoverable(f"destroy task {task_id}: tearing down its network: {exc}") from None
         self.store.remove(task_id)
         log.info("task destroyed", extra={"task_id": task_id, "container_id": handle.container_id})
 
@@ -338,6 +359,34 @@ class TaskRunner:
             log.warning("destroying untracked container of task", extra={"task_id": task_id,
                                                                          "container_id": container.id})
             _delete_quietly(container)
+            try:
+                self._release(DriverState(task_id=task_id, container_id=container.id, namespace=client.namespace,
+                                          net_id=attachment_id(client.namespace, container.id)))
+            except (NetError, ValueError) as exc:
+                log.warning("could not tear down the network of an untracked task",
+                            extra={"task_id": task_id, "error": str(exc)})
+
+    def _driver_config(self) -> DriverConfig | None:
+        return self.conn.config if self.conn.configured else None
+
+    def _release(self, state: DriverState) -> None:
+        """Remove the task's generated files and the network the driver made for it."""
+        release_network(etc_dir=state.etc_dir, net_id=state.net_id, own_netns=state.own_netns,
+                        driver=self._driver_config())
+
+    def _recovered_network(self, state: DriverState, config: driver_pb2.TaskConfig) -> driver_pb2.NetworkOverride | None:
+        if not state.net_id:
+            return None
+        try:
+            att = load_attachment(state.net_id, config=bridge_config(self._driver_config()))
+        except NetError as exc:
+            log.warning("recovered task's network state is unreadable", extra={"task_id": state.task_id,
+                                                                                 "error": str(exc)})
+            return None
+        if att is None:
+            return None
+        ports = {p.label: (p.to if p.to > 0 else p.value) for p in config.resources.ports if p.label}
+        return network_override(att.ip, ports)
 
 
 class _ProgressEvents:
@@ -357,6 +406,13 @@ class _ProgressEvents:
             f"Pulling image {p.ref}: {p.layers_done}/{len(p.layers)} layers, "
             f"{p.offset / mib:.1f} of {p.total / mib:.1f} MiB"
         )
+
+
+def _release_quietly(plan: TaskNetPlan) -> None:
+    try:
+        release_network(plan)
+    except Exception as exc:  # noqa: BLE001 - rollback: the start error is what matters
+        log.warning("rollback: could not release the task's network", extra={"error": str(exc)})
 
 
 def _delete_quietly(container: Container) -> None:
