@@ -150,7 +150,10 @@ func imagesPull(c *call) (any, error) {
 	if r.Snapshotter != "" {
 		opts = append(opts, containerd.WithPullSnapshotter(r.Snapshotter))
 	}
-	ctx := h.nsCtx(c)
+	lease, ctx, err := newPullLease(h.nsCtx(c), h.c.LeasesService())
+	if err != nil {
+		return nil, err
+	}
 	tracker := newPullTracker(ctx, h.c.ContentStore(), ref)
 	opts = append(opts, containerd.WithImageHandler(tracker.handler()))
 	stop := make(chan struct{})
@@ -164,8 +167,13 @@ func imagesPull(c *call) (any, error) {
 	close(stop)
 	<-done
 	if err != nil {
+		abortIngests(ctx, h.c.ContentStore(), tracker.digests())
+		lease.release(true)
 		return nil, pullError(ref, err, r.Auth)
 	}
+	// The image record now holds its content; the unpacked snapshots are referenced
+	// through the image's gc labels.
+	defer lease.release(false)
 	tracker.finish(c.op)
 	return imageInfo(ctx, img)
 }

@@ -21,6 +21,7 @@ type pullTracker struct {
 	mu    sync.Mutex
 	order []string
 	blobs map[string]*layerProgress
+	seen  map[string]bool // every blob the pull walked (layers, manifests, configs)
 }
 
 type layerProgress struct {
@@ -37,7 +38,7 @@ type pullProgress struct {
 }
 
 func newPullTracker(ctx context.Context, cs content.Store, ref string) *pullTracker {
-	return &pullTracker{ctx: ctx, cs: cs, ref: ref, blobs: map[string]*layerProgress{}}
+	return &pullTracker{ctx: ctx, cs: cs, ref: ref, blobs: map[string]*layerProgress{}, seen: map[string]bool{}}
 }
 
 func isLayer(mt string) bool {
@@ -48,6 +49,9 @@ func isLayer(mt string) bool {
 // when the content store already had them before the fetch.
 func (t *pullTracker) handler() images.Handler {
 	return images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		t.mu.Lock()
+		t.seen[desc.Digest.String()] = true
+		t.mu.Unlock()
 		if !isLayer(desc.MediaType) {
 			return nil, nil
 		}
@@ -143,6 +147,17 @@ func (t *pullTracker) finish(o *op) {
 	}
 	t.mu.Unlock()
 	o.setProgress(t.snapshot(true))
+}
+
+// digests lists every blob the pull walked, for aborting their ingests after a failure.
+func (t *pullTracker) digests() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.seen))
+	for d := range t.seen {
+		out = append(out, d)
+	}
+	return out
 }
 
 func digestOf(s string) digest.Digest { return digest.Digest(s) }
