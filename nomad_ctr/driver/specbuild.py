@@ -14,8 +14,10 @@ Relative mount sources are resolved inside the task dir and may not leave it (no
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 from nomad_ctr import ContainerSpec, Device, Mount, errors
@@ -154,6 +156,32 @@ def _volume_mounts(task: driver_pb2.TaskConfig) -> list[Mount]:
     return out
 
 
+MAX_SECCOMP_PROFILE = 1 << 20
+
+
+def _check_seccomp_profile(path: str | None) -> None:
+    """Refuse a missing or unreadable profile now, naming it, rather than at create."""
+    if path is None:
+        return
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ConfigError("task", "seccomp_profile", f"cannot be read ({exc.strerror})", path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError("task", "seccomp_profile", "is not a regular file", path)
+    if st.st_size > MAX_SECCOMP_PROFILE:
+        raise ConfigError("task", "seccomp_profile", "is larger than 1 MiB", path)
+    try:
+        with open(path, "rb") as f:
+            profile = json.loads(f.read(MAX_SECCOMP_PROFILE + 1))
+    except OSError as exc:
+        raise ConfigError("task", "seccomp_profile", f"cannot be read ({exc.strerror})", path) from None
+    except ValueError:
+        raise ConfigError("task", "seccomp_profile", "is not a JSON seccomp profile", path) from None
+    if not isinstance(profile, dict):
+        raise ConfigError("task", "seccomp_profile", "is not a JSON seccomp profile (want an object)", path)
+
+
 def _devices(task: driver_pb2.TaskConfig, tc: TaskConfig) -> list[Device]:
     out = [Device(path) for path in tc.devices]
     for d in task.devices:
@@ -189,6 +217,7 @@ def _resources(task: driver_pb2.TaskConfig) -> dict[str, object]:
 
 def build_spec(task: driver_pb2.TaskConfig, tc: TaskConfig, driver: DriverConfig, net: NetPlan) -> ContainerSpec:
     """The container spec; ConfigError names the field of anything invalid."""
+    _check_seccomp_profile(tc.seccomp_profile)
     mounts: list[Mount] = _alloc_mounts(task)
     mounts += _volume_mounts(task)
     mounts += [_config_mount(task, i, m) for i, m in enumerate(tc.mounts)]

@@ -1,5 +1,6 @@
-"""Bad task input is INVALID_ARGUMENT naming the field, with nothing left in containerd;
-image pulls: local reuse, auth scoping, recoverable vs. fatal pull errors."""
+"""Undecodable task input is INVALID_ARGUMENT naming the field, with nothing left in
+containerd (each option's bad values: test_bad_input_options.py); image pulls: local
+reuse, auth scoping, recoverable vs. fatal pull errors."""
 
 from __future__ import annotations
 
@@ -38,10 +39,6 @@ BAD = [
     (task_config(image="Not A Ref"), "image"),
     (task_config(image="busybox", image_pull_timeout="5 minutes"), "image_pull_timeout"),
     (msgpack.packb({"image": "busybox", "args": "not-a-list"}), "args"),
-    (task_config(image="busybox", cwd="relative/dir"), "cwd"),
-    (task_config(image="busybox", mounts=[{"type": "bind", "source": "../../../etc", "target": "/x"}]),
-     "mounts[0].source"),
-    (task_config(image="busybox", extra_hosts=["nocolon"]), "extra_hosts[0]"),
 ]
 
 
@@ -57,16 +54,6 @@ def test_bad_task_config(plugin: Plugin, alloc, ns_client: Client, config: bytes
     assert plugin.service.store.all() == []
     # still serving
     assert plugin.driver.Capabilities(driver_pb2.CapabilitiesRequest()).capabilities.exec
-
-
-def test_mount_source_symlink_escape(plugin: Plugin, alloc, images) -> None:
-    a = alloc()
-    (a.alloc_dir / "web" / "local" / "escape").symlink_to("/etc")
-    config = task_config(image=images.plain, command="true",
-                         mounts=[{"type": "bind", "source": "local/escape", "target": "/x"}])
-    err = start_error(plugin, a.task(config))
-    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "outside the task directory" in err.details()
 
 
 def test_privileged_gate(stack, namespace, ns_client, tmp_path, alloc, images) -> None:

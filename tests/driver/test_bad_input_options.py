@@ -1,0 +1,112 @@
+"""Every task option's invalid values, through StartTask on one live plugin: each is
+INVALID_ARGUMENT with a one-line message naming the option and the value, nothing is
+created in containerd (containers, snapshots, images, leases), and the plugin keeps
+serving (a valid task starts afterwards). reliability-security.md §3."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+from driverkit import Alloc, Plugin, task_config
+from test_bad_input_images import recoverable
+
+from nomad_ctr import Client
+from nomad_ctr._pb import driver_pb2
+
+pytestmark = pytest.mark.driver
+
+IMG = "127.0.0.1:5000/nomad-ctr/plain:latest"  # never pulled: validation comes first
+
+
+def symlink_out(a: Alloc) -> None:
+    (a.alloc_dir / a.task_name / "local" / "escape").symlink_to("/etc")
+
+
+def mounts(**m: object) -> dict[str, object]:
+    return {"mounts": [{"target": "/x", **m}]}
+
+
+# (option values, exact message after "invalid task config: ", setup on the alloc)
+ROWS: list[tuple[dict[str, object], str, Callable[[Alloc], None] | None]] = [
+    ({"shm_size": "12q"}, 'shm_size: "12q" is not a size (e.g. "64k", "128m", "1g" or a number of bytes)', None),
+    ({"shm_size": "2T"}, 'shm_size: "2T" must be more than 0 and at most 1T', None),
+    ({"cap_add": ["CAP_FOO"]}, 'cap_add[0]: "CAP_FOO" is not a Linux capability (e.g. "NET_ADMIN")', None),
+    ({"cap_drop": ["chown", "nope"]}, 'cap_drop[1]: "nope" is not a Linux capability (e.g. "NET_ADMIN")', None),
+    ({"cap_add": ["ALL"]}, 'cap_add[0]: "ALL" is not allowed here (use privileged = true)', None),
+    ({"extra_hosts": ["nocolon"]}, 'extra_hosts[0]: "nocolon" is not "host:IP"', None),
+    ({"extra_hosts": ["db:1.2.3"]}, 'extra_hosts[0]: "db:1.2.3" is not "host:IP" (bad IP address)', None),
+    ({"extra_hosts": ["a b:10.0.0.1"]}, 'extra_hosts[0]: "a b:10.0.0.1" is not "host:IP"', None),
+    (mounts(target="data", source="/tmp"), 'mounts[0].target: "data" must be an absolute path inside the container', None),
+    (mounts(target="/proc/sys", source="/tmp"), 'mounts[0].target: "/proc/sys" must not be /dev or under /proc or /sys', None),
+    (mounts(target="/a/../b", source="/tmp"), "mounts[0].target: \"/a/../b\" must not be / or contain '..'", None),
+    (mounts(source="../../etc"), "mounts[0].source: \"../../etc\" must not contain '..'", None),
+    (mounts(source="local/escape"), 'mounts[0].source: "local/escape" resolves outside the task directory', symlink_out),
+    (mounts(type="nfs", source="/tmp"), 'mounts[0].type: "nfs" must be one of volume, bind, tmpfs', None),
+    (mounts(source="/tmp", options=["rshared"]), 'mounts[0].options[0]: "rshared" is not an allowed volume mount option', None),
+    (mounts(type="bind"), "mounts[0].source: is required for type bind", None),
+    ({"pid_mode": "container:x"}, 'pid_mode: "container:x" must be "host" or unset', None),
+    ({"pid_mode": "private"}, 'pid_mode: "private" must be "host" or unset', None),
+    ({"pids_limit": -1}, "pids_limit: -1 must be between 1 and 4194304", None),
+    ({"pids_limit": 0}, "pids_limit: 0 must be between 1 and 4194304", None),
+    ({"seccomp_profile": "/nonexistent/profile.json"},
+     'seccomp_profile: "/nonexistent/profile.json" cannot be read (No such file or directory)', None),
+    ({"seccomp_profile": "/dev/zero"}, 'seccomp_profile: "/dev/zero" is not a regular file', None),
+    ({"seccomp_profile": "/etc/hostname"}, 'seccomp_profile: "/etc/hostname" is not a JSON seccomp profile', None),
+    ({"seccomp_profile": "profile.json"}, 'seccomp_profile: "profile.json" must be an absolute path', None),
+    ({"seccomp": False, "seccomp_profile": "/p.json"}, 'seccomp_profile: "/p.json" is set but seccomp = false', None),
+    ({"entrypoint": []}, "entrypoint: [] must not be an empty list", None),
+    ({"cwd": "relative/dir"}, 'cwd: "relative/dir" must be an absolute path', None),
+    ({"hostname": "a_b"}, 'hostname: "a_b" must be a host name of at most 63 characters (letters, digits, -, .)', None),
+    ({"hostname": "h" * 64}, "hostname: \"" + "h" * 64 + "\" must be a host name of at most 63 characters", None),
+    ({"devices": ["/etc/passwd"]}, 'devices[0]: "/etc/passwd" must be a device path under /dev/', None),
+    ({"sysctl": {"kernel.randomize_va_space": "0"}},
+     'sysctl: "kernel.randomize_va_space" is not namespaced (only net.*, fs.mqueue.* and IPC kernel.* sysctls are)', None),
+    ({"sysctl": {"net.core.somaxconn": "1\n2"}}, 'sysctl.net.core.somaxconn: "1\\n2" must be one line of at most 4096 characters', None),
+    ({"image_pull_timeout": "-5m"}, 'image_pull_timeout: "-5m" must not be signed (use e.g. "5m")', None),
+    ({"args": ["ok", "a\x00b"]}, 'args[1]: "a\\x00b" must not contain a NUL character', None),
+]
+
+
+def ctr_list(client: Client, what: str) -> set[str]:
+    """First column of `ctr <what> ls`, header dropped (not every list has -q)."""
+    out = subprocess.run(["ctr", "--address", client.address, "-n", client.namespace, what, "ls"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    return {line.split()[0] for line in out.splitlines()[1:] if line.strip()}
+
+
+def containerd_objects(client: Client) -> dict[str, set[str]]:
+    return {what: ctr_list(client, what) for what in ("containers", "snapshots", "images", "leases")}
+
+
+def test_each_bad_option_is_refused_before_containerd(
+    plugin: Plugin, alloc, ns_client: Client, images, tmp_path: Path
+) -> None:
+    before = containerd_objects(ns_client)
+    wrong: list[str] = []
+    for values, message, setup in ROWS:
+        a = alloc()
+        if setup:
+            setup(a)
+        with pytest.raises(grpc.RpcError) as exc:
+            plugin.start(a.task(task_config(image=IMG, command="true", **values)))
+        err = exc.value
+        got = (err.code(), err.details(), recoverable(err))
+        want = (grpc.StatusCode.INVALID_ARGUMENT, "invalid task config: " + message, None)
+        if got[0] != want[0] or got[2] is not None or not got[1].startswith(want[1]):
+            wrong.append(f"{values!r}: got {got!r}, want {want!r}")
+        assert "\n" not in err.details() and len(err.details()) < 512
+    assert wrong == [], "\n".join(wrong)
+    assert containerd_objects(ns_client) == before
+    assert plugin.service.store.all() == []
+    # still serving: healthy, and a valid task runs
+    fp = plugin.driver.Fingerprint(driver_pb2.FingerprintRequest(), timeout=30)
+    assert next(fp).health == driver_pb2.FingerprintResponse.HEALTHY
+    fp.cancel()
+    a = alloc()
+    ok = a.task(task_config(image=images.plain, command="sh", args=["-c", "exit 6"]))
+    plugin.start(ok)
+    assert plugin.wait(ok.id).result.exit_code == 6
