@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Status codes; the numbers are the ABI (gobridge.h).
@@ -82,7 +85,42 @@ func statusOf(err error) int32 {
 		return st
 	}
 	// A raw gRPC status error (not yet converted by the client).
-	return classify(errgrpc.ToNative(err))
+	if st := classify(errgrpc.ToNative(err)); st != statusUnknown {
+		return st
+	}
+	return serverContextStatus(err)
+}
+
+// serverContextStatus recognises a context error raised on containerd's side: the server
+// sees our propagated deadline (or cancellation), and when it fires there first the error
+// comes back as gRPC UNKNOWN carrying only the context error's text. The text is all
+// there is to go on; it must end the message (Go wraps errors as "what: cause").
+func serverContextStatus(err error) int32 {
+	msg := err.Error()
+	var gs interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &gs) && gs.GRPCStatus() != nil {
+		s := gs.GRPCStatus() // the server's own status, not the wrapped text
+		if s.Code() != codes.Unknown {
+			return statusUnknown
+		}
+		msg = s.Message()
+	}
+	// An error that crossed gRPC/ttrpc twice (shim -> containerd -> us) was classed
+	// "unknown" on the way: "context deadline exceeded: unknown".
+	for strings.HasSuffix(msg, ": "+errdefs.ErrUnknown.Error()) {
+		msg = strings.TrimSuffix(msg, ": "+errdefs.ErrUnknown.Error())
+	}
+	switch {
+	case endsWithCause(msg, context.DeadlineExceeded.Error()):
+		return statusTimeout
+	case endsWithCause(msg, context.Canceled.Error()):
+		return statusCancelled
+	}
+	return statusUnknown
+}
+
+func endsWithCause(msg, cause string) bool {
+	return msg == cause || strings.HasSuffix(msg, ": "+cause)
 }
 
 func classify(err error) int32 {

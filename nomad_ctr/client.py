@@ -67,18 +67,6 @@ def check_timeout(value: Any, field: str = "timeout") -> float | None:
     return float(value)
 
 
-def refine_error(exc: errors.ContainerdError, timeout: float | None) -> errors.ContainerdError:
-    """containerd propagates our deadline; when its side fires first the error comes back
-    as UNKNOWN "context deadline exceeded". With a deadline set, that is our Timeout."""
-    if (
-        isinstance(exc, errors.Unknown)
-        and timeout is not None
-        and "deadline exceeded" in exc.message
-    ):
-        return errors.Timeout(exc.message, method=exc.method)
-    return exc
-
-
 class _Connection:
     """A bridge client handle and its lifetime; the root Client owns it."""
 
@@ -201,11 +189,8 @@ class Client:
         req = {"client": self._conn.require()}
         if request:
             req.update(request)
-        seconds = self._timeout(timeout)
-        try:
-            resp: dict[str, Any] = bridge().call(method, req, timeout=seconds, op=op)
-        except errors.Unknown as exc:
-            raise refine_error(exc, seconds) from None
+        # A deadline that fires on containerd's side first is TIMEOUT too (gobridge).
+        resp: dict[str, Any] = bridge().call(method, req, timeout=self._timeout(timeout), op=op)
         return resp
 
     def _call_blocking(

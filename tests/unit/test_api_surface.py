@@ -11,7 +11,7 @@ import pytest
 import nomad_ctr
 from nomad_ctr import errors
 from nomad_ctr._deadline import Deadline
-from nomad_ctr.client import check_identifier, check_timeout, refine_error
+from nomad_ctr.client import check_identifier, check_timeout
 from nomad_ctr.logs import LogFiles, state_dir
 
 pytestmark = pytest.mark.unit
@@ -94,14 +94,3 @@ def test_log_files(tmp_path, monkeypatch) -> None:
     files.remove()
     monkeypatch.delenv("NOMAD_CTR_STATE_DIR")
     assert str(state_dir()) == "/run/nomad-ctr"
-
-
-def test_server_side_deadline_is_a_timeout() -> None:
-    exc = errors.Unknown("rpc error: code = Unknown desc = context deadline exceeded: unknown",
-                         method="tasks.create")
-    refined = refine_error(exc, 2.0)
-    assert isinstance(refined, errors.Timeout) and isinstance(refined, TimeoutError)
-    assert refined.method == "tasks.create"
-    assert refine_error(exc, None) is exc  # no deadline of ours: leave it alone
-    other = errors.Unknown("something else")
-    assert refine_error(other, 2.0) is other
