@@ -106,6 +106,9 @@ func clientConnect(c *call) (any, error) {
 	if r.TimeoutMS > 0 {
 		dial = time.Duration(r.TimeoutMS) * time.Millisecond
 	}
+	if err := probeSocket(c.ctx, r.Address, dial); err != nil {
+		return nil, err
+	}
 	cl, err := containerd.New(r.Address, containerd.WithDefaultNamespace(r.Namespace), containerd.WithTimeout(dial))
 	if err != nil {
 		return nil, newError(statusUnavailable, "connect to containerd at %s: %v", r.Address, err)
