@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from nomad_ctr import Container
+from nomad_ctr._pb import driver_pb2
 from nomad_ctr.driver.state import DriverState
 
 __all__ = ["OOM_GRACE", "ExitInfo", "TaskHandle"]
@@ -61,6 +62,7 @@ class TaskHandle:
         self._oom_seen = False
         self._pending: tuple[int, datetime | None] | None = None  # 137 waiting for OOM
         self.destroyed = False
+        self.network: driver_pb2.NetworkOverride | None = None  # the driver's own network, if any
 
     @property
     def task_id(self) -> str:

@@ -109,12 +109,13 @@ class DriverService(driver_pb2_grpc.DriverServicer):
 
     @grpc_errors
     def StartTask(self, request: driver_pb2.StartTaskRequest, context: grpc.ServicerContext) -> driver_pb2.StartTaskResponse:
-        _, driver_state = self.runner.start(request.task)
+        handle, driver_state = self.runner.start(request.task)
         return driver_pb2.StartTaskResponse(
             result=driver_pb2.StartTaskResponse.SUCCESS,
             handle=driver_pb2.TaskHandle(
                 version=HANDLE_VERSION, config=request.task, state=_State.RUNNING, driver_state=driver_state
             ),
+            network_override=handle.network,
         )
 
     @grpc_errors
@@ -166,7 +167,8 @@ class DriverService(driver_pb2_grpc.DriverServicer):
         )
         attrs = {"container_id": handle.container_id, "namespace": handle.state.namespace,
                  "image": handle.state.image}
-        return driver_pb2.InspectTaskResponse(task=status, driver=driver_pb2.TaskDriverStatus(attributes=attrs))
+        return driver_pb2.InspectTaskResponse(task=status, driver=driver_pb2.TaskDriverStatus(attributes=attrs),
+                                              network_override=handle.network)
 
     @grpc_errors
     def TaskStats(self, request: driver_pb2.TaskStatsRequest, context: grpc.ServicerContext) -> Iterator[driver_pb2.TaskStatsResponse]:

@@ -38,6 +38,8 @@ class DriverState:
     stdout_path: str = ""
     stderr_path: str = ""
     etc_dir: str = ""  # generated /etc files (hosts, resolv.conf), removed on destroy
+    net_id: str = ""  # the driver's own CNI network (nomad_ctr.net attachment id), torn down on destroy
+    own_netns: str = ""  # a loopback-only netns the driver made (NONE isolation), deleted on destroy
 
 
 def encode_state(state: DriverState) -> bytes:

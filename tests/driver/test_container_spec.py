@@ -116,9 +116,10 @@ def test_host_network(plugin: Plugin, alloc, images) -> None:
     assert lines[-1] == os.uname().nodename
 
 
-def test_own_netns_has_loopback_only(plugin: Plugin, alloc, images) -> None:
+def test_own_netns_has_loopback_and_the_drivers_cni_interface(plugin: Plugin, alloc, images) -> None:
+    # no group network, no host_network: the driver's own CNI network (tests/driver/test_network.py)
     _, out, _ = run(plugin, alloc, task_config(image=images.plain, command="ls", args=["/sys/class/net"]))
-    assert out.split() == ["lo"]
+    assert out.split() == ["eth0", "lo"]
 
 
 def test_resources_and_labels(plugin: Plugin, alloc, images, ns_client: Client) -> None:
