@@ -159,6 +159,9 @@ func TaskJSON(t *Task) map[string]any {
 	if t.Network != nil {
 		m["network_override"] = ProtoJSON(t.Network)
 	}
+	if t.GroupNet != nil {
+		m["group_network"] = t.GroupNet.JSON()
+	}
 	if t.Decoded.Msgpack != nil {
 		m["msgpack_b64"] = base64.StdEncoding.EncodeToString(t.Decoded.Msgpack)
 		if v, err := t.Decoded.JSONValue(); err == nil {

@@ -34,6 +34,8 @@ type Task struct {
 	Handle  *drivers.TaskHandle
 	Network *drivers.NetworkOverride
 	Decoded confdec.Result
+	// GroupNet is the group's bridge network namespace the harness made (nil: none).
+	GroupNet *GroupNet
 
 	logMu  sync.Mutex
 	logmon *allocdir.LogMon
@@ -82,7 +84,7 @@ var nodeID = NewUUID()
 
 // buildEnv returns the task environment the client would give the driver and
 // the eval context for interpolating the job's config block.
-func (h *Host) buildEnv(job *nomadfile.Task, p allocdir.Paths, allocID string) (map[string]string, *hcl.EvalContext, error) {
+func (h *Host) buildEnv(job *nomadfile.Task, p allocdir.Paths, allocID string, portEnv map[string]string) (map[string]string, *hcl.EvalContext, error) {
 	hostname, _ := os.Hostname()
 	env := map[string]string{
 		"NOMAD_ALLOC_ID":       allocID,
@@ -99,6 +101,9 @@ func (h *Host) buildEnv(job *nomadfile.Task, p allocdir.Paths, allocID string) (
 		"NOMAD_DC":             job.Datacenter,
 		"NOMAD_CPU_LIMIT":      strconv.FormatInt(job.CPU, 10),
 		"NOMAD_MEMORY_LIMIT":   strconv.FormatInt(job.MemoryMB, 10),
+	}
+	for k, v := range portEnv {
+		env[k] = v
 	}
 	if job.MemoryMaxMB > 0 {
 		env["NOMAD_MEMORY_MAX_LIMIT"] = strconv.FormatInt(job.MemoryMaxMB, 10)
@@ -171,7 +176,19 @@ func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Ta
 	if err := allocdir.Build(p); err != nil {
 		return nil, fail("alloc_dir", err)
 	}
-	env, ctx, err := h.buildEnv(job, p, allocID)
+	var ports []*drivers.PortMapping
+	var portEnv map[string]string
+	bridge := job.Network != nil && job.Network.Mode == "bridge"
+	if job.Network != nil && job.Network.Mode != "host" && !bridge {
+		return nil, fail("network", fmt.Errorf("group network mode %q is not modelled (only host and bridge)", job.Network.Mode))
+	}
+	if bridge {
+		var err error
+		if ports, portEnv, err = allocatePorts(job.Network); err != nil {
+			return nil, fail("network", err)
+		}
+	}
+	env, ctx, err := h.buildEnv(job, p, allocID, portEnv)
 	if err != nil {
 		return nil, &StageError{Stage: "validate", Err: err, Refused: true}
 	}
@@ -225,7 +242,23 @@ func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Ta
 		Mounts:        mounts,
 		Dns:           dns,
 	}
-	return &Task{Job: job, Paths: p, Config: cfg, Decoded: dec}, nil
+	t := &Task{Job: job, Paths: p, Config: cfg, Decoded: dec}
+	if bridge {
+		// the client's network hook: the namespace exists before any task starts
+		gn, err := setupGroupNet(allocID, ports)
+		if err != nil {
+			return nil, fail("network", err)
+		}
+		t.GroupNet = gn
+		cfg.Resources.Ports = ports
+		cfg.NetworkIsolationSpec = &drivers.NetworkIsolationSpec{
+			Mode: drivers.NetworkIsolationSpec_GROUP, Path: gn.NetnsPath, Labels: map[string]string{},
+		}
+		if job.Network.Hostname != "" {
+			cfg.NetworkIsolationSpec.HostsConfig = &drivers.HostsConfig{Hostname: job.Network.Hostname, Address: gn.IP}
+		}
+	}
+	return t, nil
 }
 
 // volumeMounts resolves the task's host volume mounts against the agent's
@@ -290,6 +323,9 @@ func (h *Host) Start(t *Task) error {
 	resp, err := h.Inst.Driver.Driver.StartTask(context.Background(), &drivers.StartTaskRequest{Task: t.Config})
 	if err != nil {
 		t.StopLogs(0)
+		if nerr := t.ReleaseNetwork(); nerr != nil {
+			h.opts.Logger.Warn("group network teardown failed", "error", nerr)
+		}
 		return refusal("start_task", err)
 	}
 	hd := resp.GetHandle()
@@ -370,6 +406,10 @@ func (h *Host) Destroy(t *Task, force bool) error {
 	t.StopLogs(500 * time.Millisecond)
 	if err != nil {
 		return refusal("destroy_task", err)
+	}
+	// alloc postrun: the group's network goes after its (only) task
+	if err := t.ReleaseNetwork(); err != nil {
+		return fail("network_teardown", err)
 	}
 	return nil
 }
@@ -550,7 +590,7 @@ func (h *Host) DecodeJob(jobFile, task string) (confdec.Result, error) {
 		return confdec.Result{}, fail("job_file", err)
 	}
 	allocID := NewUUID()
-	_, ctx, err := h.buildEnv(job, allocdir.For("/nonexistent/"+allocID, job.Name), allocID)
+	_, ctx, err := h.buildEnv(job, allocdir.For("/nonexistent/"+allocID, job.Name), allocID, nil)
 	if err != nil {
 		return confdec.Result{}, &StageError{Stage: "validate", Err: err, Refused: true}
 	}

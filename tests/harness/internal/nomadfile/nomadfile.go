@@ -39,6 +39,22 @@ type Task struct {
 	VolumeMounts []VolumeMount
 	// DNS is the group's network { dns { ... } } block; nil when absent.
 	DNS *DNS
+	// Network is the group's network block; nil when absent.
+	Network *Network
+}
+
+// Network is a group's network block: its mode and ports.
+type Network struct {
+	Mode     string // "host" when absent, as in Nomad
+	Hostname string
+	Ports    []Port
+}
+
+// Port is one port "<label>" { static, to } of a group network.
+type Port struct {
+	Label  string
+	Static int64 // 0: dynamic (the client picks a free host port)
+	To     int64 // port inside the network namespace; 0: the host port
 }
 
 // VolumeMount is one task volume_mount of a group host volume.
@@ -164,6 +180,39 @@ func groupDNS(g *hclsyntax.Body) (*DNS, error) {
 		}
 	}
 	return nil, nil
+}
+
+// groupNetwork reads the group's network block (mode, hostname, port blocks).
+func groupNetwork(g *hclsyntax.Body) (*Network, error) {
+	nets := blocks(g, "network")
+	if len(nets) == 0 {
+		return nil, nil
+	}
+	if len(nets) > 1 {
+		return nil, fmt.Errorf("%s: more than one network block", nets[1].DefRange())
+	}
+	n := &Network{}
+	var err error
+	if n.Mode, err = str(nets[0].Body, "mode", "host"); err != nil {
+		return nil, err
+	}
+	if n.Hostname, err = str(nets[0].Body, "hostname", ""); err != nil {
+		return nil, err
+	}
+	for _, pb := range blocks(nets[0].Body, "port") {
+		if len(pb.Labels) != 1 {
+			return nil, fmt.Errorf("%s: port block needs one label", pb.DefRange())
+		}
+		p := Port{Label: pb.Labels[0]}
+		if p.Static, err = num(pb.Body, "static", 0); err != nil {
+			return nil, err
+		}
+		if p.To, err = num(pb.Body, "to", 0); err != nil {
+			return nil, err
+		}
+		n.Ports = append(n.Ports, p)
+	}
+	return n, nil
 }
 
 // volumeMounts joins the task's volume_mount blocks with the group's host volumes.
@@ -349,6 +398,9 @@ func ParseJob(path, taskName string) (*Task, error) {
 		return nil, fmt.Errorf("%s: task %q: %w", path, taskName, err)
 	}
 	if t.DNS, err = groupDNS(foundGroup.Body); err != nil {
+		return nil, fmt.Errorf("%s: group %q: %w", path, t.Group, err)
+	}
+	if t.Network, err = groupNetwork(foundGroup.Body); err != nil {
 		return nil, fmt.Errorf("%s: group %q: %w", path, t.Group, err)
 	}
 	return t, nil

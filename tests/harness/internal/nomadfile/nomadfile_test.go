@@ -177,3 +177,24 @@ func TestBadKillTimeout(t *testing.T) {
 		t.Fatalf("want kill_timeout error, got %v", err)
 	}
 }
+
+func TestExampleBridgeNetwork(t *testing.T) {
+	task, err := ParseJob("../../../../example/bridge.nomad", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := task.Network
+	if n == nil || n.Mode != "bridge" || len(n.Ports) != 1 {
+		t.Fatalf("network = %+v", n)
+	}
+	if p := n.Ports[0]; p.Label != "http" || p.To != 8080 || p.Static != 0 {
+		t.Fatalf("port = %+v", p)
+	}
+	hello, err := ParseJob("../../../../example/hello.nomad", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hello.Network != nil {
+		t.Fatalf("hello has no network block: %+v", hello.Network)
+	}
+}
