@@ -14,7 +14,7 @@ type taskCreateReq struct {
 	Stdout   string `json:"stdout"`
 	Stderr   string `json:"stderr"`
 	Stdin    string `json:"stdin"`
-	Terminal bool   `json:"terminal"`
+	Terminal *bool  `json:"terminal"` // absent: the container's own spec (process.terminal)
 }
 
 type taskReq struct {
@@ -178,7 +178,11 @@ func tasksCreate(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	creator, err := directCreator(r.Stdin, r.Stdout, r.Stderr, r.Terminal)
+	terminal, err := taskTerminal(ctx, ctr, r.Terminal)
+	if err != nil {
+		return nil, err
+	}
+	creator, err := directCreator(r.Stdin, r.Stdout, r.Stderr, terminal)
 	if err != nil {
 		return nil, err
 	}
@@ -187,4 +191,17 @@ func tasksCreate(c *call) (any, error) {
 		return nil, err
 	}
 	return map[string]uint32{"pid": t.Pid()}, nil
+}
+
+// taskTerminal is the caller's choice, else what the container's OCI spec says, so a
+// container found again later (no spec at hand in the caller) starts as it was made.
+func taskTerminal(ctx context.Context, ctr containerd.Container, given *bool) (bool, error) {
+	if given != nil {
+		return *given, nil
+	}
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		return false, err
+	}
+	return spec.Process != nil && spec.Process.Terminal, nil
 }

@@ -286,15 +286,24 @@ def test_exec_with_a_terminal_and_resize(raw_client, pulled) -> None:  # type: i
         raw_client.call("containers.delete", {"id": cid, "force": True}, timeout=30)
 
 
-def test_task_with_a_terminal_writes_to_a_regular_file(raw_client, pulled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cid = "term"
+@pytest.mark.parametrize("tty,terminal,expect", [
+    (True, True, "/dev/pts/0\nhi\n"),
+    (True, None, "/dev/pts/0\nhi\n"),  # not given: the container's spec says terminal
+    (False, None, "not a tty\nhi\n"),
+])
+def test_task_with_a_terminal_writes_to_a_regular_file(raw_client, pulled, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                       tty: bool, terminal: bool | None, expect: str) -> None:
+    cid = f"term-{tty}-{terminal}".lower()
     out = tmp_path / "term.log"
     raw_client.call("containers.create", {"id": cid, "image": pulled["plain"],
-                                          "spec": {"tty": True, "args": ["sh", "-c", "tty; echo hi"]}})
+                                          "spec": {"tty": tty, "args": ["sh", "-c", "tty; echo hi"]}})
     try:
-        raw_client.call("tasks.create", {"id": cid, "terminal": True, "stdout": str(out)})
+        req = {"id": cid, "stdout": str(out), "stderr": str(out)}
+        if terminal is not None:
+            req["terminal"] = terminal
+        raw_client.call("tasks.create", req)
         raw_client.call("tasks.start", {"id": cid})
-        assert raw_client.call("tasks.wait", {"id": cid}, timeout=30)["exit_code"] == 0
-        assert wait_file(out, "hi").replace("\r\n", "\n") == "/dev/pts/0\nhi\n"
+        raw_client.call("tasks.wait", {"id": cid}, timeout=30)
+        assert wait_file(out, "hi").replace("\r\n", "\n") == expect
     finally:
         raw_client.call("containers.delete", {"id": cid, "force": True}, timeout=30)

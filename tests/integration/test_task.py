@@ -203,3 +203,13 @@ def test_run_with_tty(client: Client, plain: str) -> None:
     # a terminal merges stderr into stdout, with CRLF line ends
     assert result.stdout.split(b"\r\n")[:2] == [b"/dev/pts/0", b"err"], result
     assert result.stderr == b""
+
+
+def test_container_found_again_starts_with_its_terminal(client: Client, plain: str, cid: str) -> None:
+    """A container made with tty=True and found again later (no spec at hand) still gets a
+    terminal: the bridge reads process.terminal from the container's own spec."""
+    client.containers.create(cid, plain, spec=ContainerSpec(tty=True, args=["sh", "-c", "tty"]))
+    with client.containers.get(cid) as found:
+        found.start()
+        assert found.wait(timeout=30).exit_code == 0
+        assert found.logs().replace(b"\r\n", b"\n") == b"/dev/pts/0\n"
