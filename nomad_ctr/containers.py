@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from nomad_ctr import errors
+from nomad_ctr import _runnet, errors
 from nomad_ctr._deadline import Deadline
 from nomad_ctr._invalid import invalid
 from nomad_ctr.auth import Auth
@@ -271,8 +271,10 @@ class Container:
                                timeout=timeout)
         except errors.NotFound as exc:
             self.log_files.remove()
+            _runnet.release(self._client.namespace, self.id)
             raise _not_found(exc, errors.ContainerNotFound) from None
         self.log_files.remove()
+        _runnet.release(self._client.namespace, self.id)  # run(network="bridge")
 
     def __enter__(self) -> Container:
         return self
@@ -364,15 +366,16 @@ class ContainerCollection:
 
         Always returns a RunResult, whatever the exit code. `timeout` covers the whole
         run; when it passes the task is killed (and the container deleted if `remove`).
+        `network="bridge"`: a netns of its own on the CNI bridge (nomad_ctr.net), with
+        `ports` ({container_port: host_port} or net.PortMapping) published; removed
+        with the container. Needs root.
         """
-        if network is not None:
-            # TODO(nomad_ctr.net): attach the task's netns to a CNI network here.
-            raise invalid("network", network, "CNI networking is not available in the API yet")
-        if ports:
-            raise invalid("ports", ports, "port mappings need a network, which is not available yet")
+        mappings = _runnet.check_network(network, ports)
         spec = ContainerSpec() if spec is None else spec
         if not isinstance(spec, ContainerSpec):
             raise invalid("spec", spec, "must be a nomad_ctr.ContainerSpec")
+        if mappings is not None and (spec.host_network or spec.netns_path):
+            raise invalid("network", network, "cannot be combined with spec.host_network or spec.netns_path")
         if args is not None:
             spec = spec.replace(args=args)
         ref = image.name if isinstance(image, Image) else normalize_ref(image, "image")
@@ -385,7 +388,19 @@ class ContainerCollection:
         images = self._client.images
         if not isinstance(image, Image) and not images.exists(ref, timeout=quick()):
             images.pull(ref, auth=auth, timeout=deadline.remaining())
-        container = self.create(cid, ref, spec=spec, labels=labels, timeout=quick())
+        if mappings is not None:
+            try:  # attach() clears a crash's leftover network of this id: never a live one
+                self._get_info(cid, quick())
+                raise errors.AlreadyExists(f"container {cid!r} already exists")
+            except errors.ContainerNotFound:
+                pass
+            spec = spec.replace(netns_path=_runnet.attach(self._client.namespace, cid, mappings))
+        try:
+            container = self.create(cid, ref, spec=spec, labels=labels, timeout=quick())
+        except BaseException:
+            if mappings is not None:
+                _runnet.release(self._client.namespace, cid)
+            raise
         try:
             container.start(timeout=quick())
             status = container.wait(timeout=deadline.remaining())

@@ -97,11 +97,6 @@ def test_run_timeout_kills_and_removes(client: Client, plain: str, cid: str) -> 
         client.containers.get(cid)
 
 
-def test_run_network_not_available_yet(client: Client, plain: str) -> None:
-    with pytest.raises(errors.InvalidArgument, match="^network="):
-        client.containers.run(plain, ["true"], network="bridge")
-
-
 def test_concurrent_runs_from_threads(client: Client, plain: str) -> None:
     def one(n: int):
         return client.containers.run(plain, ["sh", "-c", f"echo run-{n}; exit {n}"], timeout=120)
