@@ -10,7 +10,8 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// clientHandle is a connection plus the namespace every request on it uses.
+// clientHandle is a connection plus the namespace requests on it use unless they name
+// another ("namespace" in the request, see takeNamespace).
 type clientHandle struct {
 	c  *containerd.Client
 	ns string
@@ -19,9 +20,17 @@ type clientHandle struct {
 func (h *clientHandle) kind() string { return "client" }
 func (h *clientHandle) release()     { _ = h.c.Close() }
 
-// nsCtx adds the client's namespace to the call context.
+// namespace is the call's namespace: the request's override, else the client's own.
+func (h *clientHandle) namespace(c *call) string {
+	if c.ns != "" {
+		return c.ns
+	}
+	return h.ns
+}
+
+// nsCtx adds the call's namespace to the call context.
 func (h *clientHandle) nsCtx(c *call) context.Context {
-	return namespaces.WithNamespace(c.ctx, h.ns)
+	return namespaces.WithNamespace(c.ctx, h.namespace(c))
 }
 
 func getClient(id uint64) (*clientHandle, error) {

@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"sort"
+	"strconv"
 	"time"
+
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 )
 
 // call is what a method handler gets: the context (deadline, op cancel, namespace added by
@@ -14,6 +17,7 @@ type call struct {
 	ctx context.Context
 	op  *op
 	req json.RawMessage
+	ns  string // the request's "namespace" override ("" = the client handle's own)
 }
 
 type method func(c *call) (any, error)
@@ -45,7 +49,11 @@ func dispatch(opID uint64, name string, req []byte, timeout time.Duration) (res 
 	if len(req) == 0 {
 		req = []byte("{}")
 	}
-	res, err = m(&call{ctx: ctx, op: o, req: req})
+	req, ns, err := takeNamespace(req)
+	if err != nil {
+		return nil, err
+	}
+	res, err = m(&call{ctx: ctx, op: o, req: req, ns: ns})
 	if err != nil {
 		err = contextError(ctx, err)
 	}
@@ -62,6 +70,37 @@ func contextError(ctx context.Context, err error) error {
 		return newError(statusCancelled, "cancelled: %v", err)
 	}
 	return err
+}
+
+// takeNamespace removes the optional "namespace" of a request that carries "client" (it
+// overrides the client handle's namespace for this call, so one connection serves any
+// namespace) and returns it validated. Other requests keep theirs: client.connect's is
+// its own field, and anywhere else strict decoding refuses it.
+func takeNamespace(req []byte) ([]byte, string, error) {
+	if !bytes.Contains(req, []byte(`"namespace"`)) {
+		return req, "", nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(req, &fields); err != nil {
+		return req, "", nil // not an object: decode reports it
+	}
+	raw, hasNS := fields["namespace"]
+	if _, hasClient := fields["client"]; !hasNS || !hasClient {
+		return req, "", nil
+	}
+	var ns string
+	if err := json.Unmarshal(raw, &ns); err != nil {
+		return nil, "", invalidArg("namespace", string(raw), "must be a string")
+	}
+	if err := identifiers.Validate(ns); err != nil {
+		return nil, "", invalidArg("namespace", strconv.Quote(ns), err.Error())
+	}
+	delete(fields, "namespace")
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, ns, nil
 }
 
 // decode parses the request strictly: unknown fields are an INVALID_ARGUMENT naming them.

@@ -81,7 +81,7 @@ func eventsSubscribe(c *call) (any, error) {
 	// The stream outlives this call: detach from its deadline, keep the namespace.
 	ctx, cancel := context.WithCancel(detached(h.nsCtx(c)))
 	sub := &subscription{cancel: cancel, changed: make(chan struct{})}
-	ch, errs := h.c.Subscribe(ctx, eventFilters(h.ns, r.Topics)...)
+	ch, errs := h.c.Subscribe(ctx, eventFilters(h.namespace(c), r.Topics)...)
 	go sub.pump(ctx, ch, errs)
 	return map[string]uint64{"subscription": newHandle(sub)}, nil
 }

@@ -96,6 +96,26 @@ class _Connection:
         self.handle.close()
 
 
+class _ViewConnection:
+    """A namespace view's use of its root's connection: closing it ends only the view."""
+
+    def __init__(self, root: _Connection) -> None:
+        self._root = root
+        self._closed = False
+
+    def require(self) -> int:
+        if self._closed:
+            raise errors.FailedPrecondition("the client is closed")
+        return self._root.require()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._root.closed
+
+    def close(self) -> None:
+        self._closed = True
+
+
 class Client:
     """A containerd client bound to one namespace; use it as a context manager.
 
@@ -122,7 +142,7 @@ class Client:
         self.namespace = namespace
         self.timeout = checked
         self.state_dir = _state_dir(state_dir)
-        self._conn = _Connection(address, namespace, checked)
+        self._conn: _Connection | _ViewConnection = _Connection(address, namespace, checked)
         self._views: dict[str, Client] = {}
         self._views_lock = threading.Lock()
         self._parent: Client | None = None
@@ -160,9 +180,10 @@ class Client:
                 view.namespace = namespace
                 view.timeout = root.timeout
                 view.state_dir = root.state_dir
-                # The bridge binds the namespace to the client handle, so a view needs its
-                # own handle; it lives as long as the root client.
-                view._conn = _Connection(root.address, namespace, root.timeout)
+                # One connection serves every namespace: the view names its namespace
+                # in each request (see _call).
+                assert isinstance(root._conn, _Connection)
+                view._conn = _ViewConnection(root._conn)
                 view._views = {}
                 view._views_lock = threading.Lock()
                 view._parent = root
@@ -186,7 +207,9 @@ class Client:
         op: Any = None,
     ) -> dict[str, Any]:
         """Call a bridge method with this client's handle and a timeout in seconds."""
-        req = {"client": self._conn.require()}
+        req: dict[str, Any] = {"client": self._conn.require()}
+        if self._parent is not None:  # a view: the handle's own namespace is the root's
+            req["namespace"] = self.namespace
         if request:
             req.update(request)
         # A deadline that fires on containerd's side first is TIMEOUT too (gobridge).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -307,3 +308,23 @@ def test_task_with_a_terminal_writes_to_a_regular_file(raw_client, pulled, tmp_p
         assert wait_file(out, "hi").replace("\r\n", "\n") == expect
     finally:
         raw_client.call("containers.delete", {"id": cid, "force": True}, timeout=30)
+
+
+def test_namespace_override_per_request(raw_client, pulled) -> None:  # type: ignore[no-untyped-def]
+    other = raw_client.namespace + "-ovr"
+    cid = "ovr"
+    raw_client.call("containers.create", {"id": cid, "image": pulled["plain"], "spec": {"args": ["true"]}})
+    try:
+        ids = [c["id"] for c in raw_client.call("containers.list")["containers"]]
+        assert cid in ids
+        assert raw_client.call("containers.list", {"namespace": other}) == {"containers": []}
+        with pytest.raises(errors.NotFound, match='^container "ovr" not found'):
+            raw_client.call("containers.get", {"id": cid, "namespace": other})
+        # the override is per call: the handle's own namespace is unchanged
+        assert raw_client.call("containers.get", {"id": cid})["id"] == cid
+        with pytest.raises(errors.InvalidArgument, match="namespace"):
+            raw_client.call("containers.list", {"namespace": "not valid"})
+    finally:
+        raw_client.call("containers.delete", {"id": cid, "force": True}, timeout=30)
+    subprocess.run(["ctr", "--address", raw_client.address, "namespaces", "remove", other],
+                   capture_output=True, timeout=30, check=False)

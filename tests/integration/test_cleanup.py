@@ -84,6 +84,36 @@ def test_client_close(stack, namespace: str) -> None:
         c.with_namespace(namespace + "-late")
 
 
+def test_namespace_view_shares_the_connection(stack, namespace: str, plain: str, ctr) -> None:
+    from nomad_ctr import _bridge
+
+    def clients() -> int:
+        return int(_bridge.call("debug.handles", {}).get("client", 0))
+
+    other = namespace + "-shared"
+    with Client(address=stack.containerd_address, namespace=namespace) as c:
+        before = clients()
+        view = c.with_namespace(other)
+        assert clients() == before, "a view opens no connection of its own"
+        try:
+            # Calls through the view land in its namespace, the root's stay in the root's.
+            assert view.images.pull(plain, timeout=120).name == plain
+            assert plain in ctr(other, "images", "ls", "-q").split()
+            with view.containers.create("shared-view", plain, spec=ContainerSpec(args=["true"])):
+                assert "shared-view" in ctr(other, "containers", "ls", "-q").split()
+                assert "shared-view" not in [x.id for x in c.containers.list()]
+                with pytest.raises(errors.ContainerNotFound):
+                    c.containers.get("shared-view")
+            view.close()  # ends the view only
+            assert view.closed and not c.closed and c.is_serving()
+            with pytest.raises(errors.FailedPrecondition):
+                view.version()
+        finally:
+            again = c.with_namespace(other)  # a closed view is replaced
+            again.images.remove(plain, sync=True)
+    ctr(other, "namespaces", "remove", other, check=False)
+
+
 def test_from_env(stack, monkeypatch) -> None:
     monkeypatch.setenv("CONTAINERD_ADDRESS", stack.containerd_address)
     monkeypatch.setenv("CONTAINERD_NAMESPACE", "nctr-from-env")
