@@ -223,6 +223,27 @@ def test_signal_prints_each_signal(stack_agent: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_signal_invalid_name_is_rejected(stack_agent: Path, tmp_path: Path) -> None:
+    # Roblox's scenario 002 checks only this refusal; delivery is checked above
+    with nh.Session(stack_agent) as s:
+        s.launch()
+        tid = s.start(EXAMPLES / "signal.nomad", "signal", alloc_root=str(tmp_path))["task"]["task_id"]
+        answer = s.call("signal", task_id=tid, signal="INVALID", check=False)
+        assert not answer["ok"]
+        assert "invalid signal" in answer["error"] and "INVALID" in answer["error"], answer
+        assert s.call("inspect", task_id=tid)["inspect"]["task"]["state"] == "RUNNING"
+        s.call("signal", task_id=tid, signal="SIGUSR2")
+        for _ in range(100):
+            if "received SIGUSR2" in s.call("logs", task_id=tid)["stdout"]:
+                break
+            time.sleep(0.1)
+        assert "received SIGUSR2" in s.call("logs", task_id=tid)["stdout"]
+        s.stop(tid)
+        assert s.wait(tid)["exit_code"] == 0
+        s.destroy(tid)
+
+
+@pytest.mark.integration
 def test_server_hostname_cwd_memory_and_http(stack_agent: Path, tmp_path: Path) -> None:
     # Roblox's scenario 001, through exec as `nomad alloc exec` does it
     with nh.Session(stack_agent) as s:
@@ -249,12 +270,18 @@ def test_server_hostname_cwd_memory_and_http(stack_agent: Path, tmp_path: Path) 
         # cgroup v1 (this VM): the reservation is the soft limit, memory_max the hard one;
         # read on the host, at the path the container's /proc/self/cgroup names
         lines = run("cat", "/proc/self/cgroup").splitlines()
-        memory = [ln.split(":", 2)[2] for ln in lines if ln.split(":")[1] == "memory"]
-        if Path("/sys/fs/cgroup/memory").is_dir():
+        if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # v2: one unified tree
+            unified = [ln.split(":", 2)[2] for ln in lines if ln.startswith("0::")]
+            assert unified, lines
+            cgroup = Path("/sys/fs/cgroup") / unified[0].lstrip("/")
+            soft_file, hard_file = "memory.low", "memory.max"
+        else:
+            memory = [ln.split(":", 2)[2] for ln in lines if ln.split(":")[1] == "memory"]
             assert memory, lines
             cgroup = Path("/sys/fs/cgroup/memory") / memory[0].lstrip("/")
-            assert (cgroup / "memory.soft_limit_in_bytes").read_text().strip() == str(64 << 20)
-            assert (cgroup / "memory.limit_in_bytes").read_text().strip() == str(128 << 20)
+            soft_file, hard_file = "memory.soft_limit_in_bytes", "memory.limit_in_bytes"
+        assert (cgroup / soft_file).read_text().strip() == str(64 << 20)
+        assert (cgroup / hard_file).read_text().strip() == str(128 << 20)
         s.stop(tid)
         assert s.wait(tid)["exit_code"] == 0
         s.destroy(tid)
@@ -280,9 +307,36 @@ def test_privileged_device_and_readonly_bind(stack_agent: Path, tmp_path: Path) 
     )
     assert clean_exit(data)
     out = data["stdout"]
+    # the whole bounding set: every capability the host kernel has (cap_last_cap) that
+    # the runtime holds itself (a sandboxed host may lack some)
+    bnd = int(re.search(r"CapBnd:\s*([0-9a-f]+)", out).group(1), 16)  # type: ignore[union-attr]
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    assert bnd == ((1 << (last + 1)) - 1) & _runtime_bounding_set()
+    assert bnd >> last == 1
     assert "/dev/loop0" in out
     assert Path("/etc/os-release").read_text().splitlines()[0] in out
     assert "the host file is read-only" in out
+
+
+def _runtime_bounding_set() -> int:
+    pid = Path("/run/nomad-ctr-test/containerd.pid")
+    proc = f"/proc/{pid.read_text().strip()}/status" if pid.exists() else "/proc/self/status"
+    return int(re.search(r"CapBnd:\s*([0-9a-f]+)", Path(proc).read_text()).group(1), 16)  # type: ignore[union-attr]
+
+
+@pytest.mark.integration
+def test_allow_privileged_false_refuses_the_privileged_example(
+    stack_agent: Path, tmp_path: Path
+) -> None:
+    # Roblox's scenario 011: the operator turns privileged tasks off
+    agent = tmp_path / "agent.hcl"
+    agent.write_text(
+        stack_agent.read_text().replace("  config {\n", "  config {\n    allow_privileged = false\n", 1)
+    )
+    assert "allow_privileged = false" in agent.read_text()
+    res = nh.run_task(agent, EXAMPLES / "privileged.nomad", "privileged", alloc_root=tmp_path / "allocs")
+    assert res.returncode == 3 and res.data["stage"] == "start_task", res.data
+    assert "Running privileged jobs are not allowed" in res.data["error"]
 
 
 @pytest.mark.integration
@@ -425,3 +479,40 @@ def test_auth_placeholder_is_refused(stack_agent: Path, tmp_path: Path) -> None:
     assert res.returncode == 3 and res.data["stage"] == "start_task"
     assert "pull access denied" in res.data["error"]
     assert AUTH_PLACEHOLDER not in res.data["error"] + res.stderr
+
+
+# --- beyond the examples: env, user, OOM and pids_limit through the harness ---------------
+
+
+@pytest.mark.integration
+def test_env_and_user_reach_the_process(stack_agent: Path, stack: Any, tmp_path: Path) -> None:
+    job = nh.write_job(
+        tmp_path / "env.nomad", image=f"{stack.registry}/nomad-ctr/configured:latest", task="envuser",
+        user="1234:2345", env={"FOO": "from-job"},
+        config={"args": ['echo "$FOO $GREETING $NOMAD_TASK_NAME $(id -u):$(id -g)"']},
+    )
+    data = run_example(stack_agent, job, "envuser", tmp_path)
+    assert clean_exit(data)
+    assert data["stdout"] == "from-job hello envuser 1234:2345\n"
+
+
+@pytest.mark.integration
+def test_oom_kill_reported(stack_agent: Path, stack: Any, tmp_path: Path) -> None:
+    job = nh.write_job(
+        tmp_path / "oom.nomad", image=f"{stack.registry}/nomad-ctr/plain:latest", task="hog", memory=16,
+        config={"command": "sh", "args": ["-c", "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done"]},
+    )
+    data = run_example(stack_agent, job, "hog", tmp_path)
+    assert data["result"]["exit_code"] == 137 and data["result"]["oom_killed"] is True, data["result"]
+
+
+@pytest.mark.integration
+def test_pids_limit_enforced(stack_agent: Path, stack: Any, tmp_path: Path) -> None:
+    script = "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); echo started=$i; done; exit 0"
+    job = nh.write_job(
+        tmp_path / "pids.nomad", image=f"{stack.registry}/nomad-ctr/plain:latest", task="forks",
+        config={"command": "sh", "args": ["-c", script], "pids_limit": 10},
+    )
+    data = run_example(stack_agent, job, "forks", tmp_path)
+    assert data["result"]["exit_code"] == 2 and "can't fork" in data["stderr"], data
+    assert "started=40" not in data["stdout"]
