@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 from nomad_ctr import (
     Auth,
+    Client,
     Container,
     ContainerSpec,
     Image,
@@ -355,13 +356,23 @@ class TaskRunner:
             found = client.containers.list(labels={LABEL_PREFIX + "task_id": task_id})
         except (errors.ContainerdError, NotConfigured):
             return
+        cids = {container.id for container in found}
         for container in found:
             log.warning("destroying untracked container of task", extra={"task_id": task_id,
                                                                          "container_id": container.id})
             _delete_quietly(container)
+        # The container may be gone already (its recovery failed for that reason): the
+        # task id names alloc and task, hence the container id and its network.
+        alloc_id, _, rest = task_id.partition("/")
+        task_name = rest.rpartition("/")[0]
+        if alloc_id and task_name:
+            cid = container_id_for(alloc_id, task_name)
+            if not self.store.by_container(cid) and (cid in cids or not _container_exists(client, cid)):
+                cids.add(cid)
+        for cid in cids:
             try:
-                self._release(DriverState(task_id=task_id, container_id=container.id, namespace=client.namespace,
-                                          net_id=attachment_id(client.namespace, container.id)))
+                self._release(DriverState(task_id=task_id, container_id=cid, namespace=client.namespace,
+                                          net_id=attachment_id(client.namespace, cid)))
             except (NetError, ValueError) as exc:
                 log.warning("could not tear down the network of an untracked task",
                             extra={"task_id": task_id, "error": str(exc)})
@@ -406,6 +417,16 @@ class _ProgressEvents:
             f"Pulling image {p.ref}: {p.layers_done}/{len(p.layers)} layers, "
             f"{p.offset / mib:.1f} of {p.total / mib:.1f} MiB"
         )
+
+
+def _container_exists(client: Client, cid: str) -> bool:
+    try:
+        client.containers.get(cid)
+    except errors.ContainerNotFound:
+        return False
+    except errors.ContainerdError:
+        return True  # unsure: leave its network alone
+    return True
 
 
 def _release_quietly(plan: TaskNetPlan) -> None:

@@ -156,14 +156,12 @@ def test_network_torn_down_after_plugin_restart(netplugin: Plugin, alloc, images
 
 
 def test_failed_start_rolls_the_network_back(netplugin: Plugin, alloc, images) -> None:
-    a = alloc()
-    before = set(net.list_netns("nomad-ctr-"))
-    rules_before = iptables_rules().count("nomad-ctr-driver")
+    a = alloc()  # other tests may run alongside: look only at this alloc's names
     task = a.task(task_config(image=images.plain, command="/no/such/binary"))
     with pytest.raises(grpc.RpcError):
         netplugin.start(task)
-    assert set(net.list_netns("nomad-ctr-")) == before
-    assert iptables_rules().count("nomad-ctr-driver") == rules_before
+    assert not [n for n in net.list_netns("nomad-ctr-") if a.alloc_id in n]
+    assert a.alloc_id not in iptables_rules()
     assert not list(bridge_config(None).state_dir.glob(f"*{a.alloc_id}*"))
 
 
@@ -210,3 +208,23 @@ def test_host_network_without_extra_hosts_mounts_the_hosts_files(netplugin: Plug
     out = a.stdout.wait_for("END")
     assert out.startswith(Path("/etc/hosts").read_text() + Path("/etc/resolv.conf").read_text())
     netplugin.destroy(task.id)
+
+
+def test_untracked_destroy_tears_down_network_of_a_vanished_container(
+    netplugin: Plugin, alloc, images, ns_client, stack, tmp_path
+) -> None:
+    a = alloc()
+    task = a.task(task_config(image=images.plain, command="sleep", args=["300"]))
+    handle = netplugin.start(task)
+    net_id, netns, veth = network_state(netplugin, task.id)
+    addr = net.load_attachment(net_id, config=bridge_config(netplugin.service.conn.config)).ip
+    netplugin.close()
+    ns_client.containers.get(decode_state(handle.driver_state).container_id).delete(force=True)
+    new = start_plugin(tmp_path, netplugin.namespace, stack.containerd_address, bridge_subnet=SUBNET)
+    try:
+        with pytest.raises(grpc.RpcError):  # the container is gone: recovery fails
+            new.driver.RecoverTask(driver_pb2.RecoverTaskRequest(handle=handle), timeout=30)
+        new.destroy(task.id)  # what Nomad does next
+        assert_network_gone(net_id, netns, veth, addr)
+    finally:
+        new.close()
