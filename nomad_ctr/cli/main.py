@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--plugin", metavar="PATH", help="plugin executable (default: containerd-driver)"
     )
+    s.add_argument(
+        "--stop-after",
+        metavar="SECONDS",
+        type=float,
+        help="stop the task after this long, as a first Ctrl-C would (for demos and smoke runs)",
+    )
     return p
 
 

@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def run_job(args: argparse.Namespace) -> int:
                 task, alloc_dir=alloc_dir, echo=_write, max_kill_timeout=max_kill
             )
             try:
-                result = _wait(run, interrupts)
+                result = _wait(run, interrupts, args.stop_after)
             finally:
                 run.destroy()
     finally:
@@ -107,9 +108,10 @@ def run_job(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _wait(run: Any, interrupts: Interrupts) -> Any:
-    """WaitTask in a thread; the first Ctrl-C -> StopTask with the job's kill settings,
-    the second -> StopTask with no grace time."""
+def _wait(run: Any, interrupts: Interrupts, stop_after: float | None = None) -> Any:
+    """WaitTask in a thread; the first Ctrl-C (or `stop_after` seconds) -> StopTask with
+    the job's kill settings, the second Ctrl-C -> StopTask with no grace time."""
+    deadline = None if stop_after is None else time.monotonic() + stop_after
     box: dict[str, Any] = {}
     done = threading.Event()
 
@@ -130,7 +132,10 @@ def _wait(run: Any, interrupts: Interrupts) -> Any:
     threading.Thread(target=wait, daemon=True).start()
     handled = 0
     while not done.wait(0.1):
-        while handled < min(interrupts.count, 2):
+        requested = interrupts.count
+        if deadline is not None and time.monotonic() >= deadline:
+            requested = max(requested, 1)
+        while handled < min(requested, 2):
             handled += 1
             if handled == 1:
                 sig = run.kill_signal or "SIGTERM"

@@ -178,6 +178,19 @@ def test_run_job_ctrl_c_stops_with_the_kill_signal(env, images, tmp_path: Path) 
     assert "stopping the task (SIGUSR2" in err
 
 
+def test_run_job_stop_after_stops_with_the_kill_signal(env, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    job = _job(
+        tmp_path / "j.nomad",
+        images.plain,
+        "trap 'echo got-term; exit 9' USR2; echo ready; while true; do sleep 0.1; done",
+        '      kill_signal = "SIGUSR2"\n      kill_timeout = "20s"\n',
+    )
+    proc = cli(env, "run-job", str(job), "--stop-after", "2")
+    assert proc.returncode == 9, proc.stderr
+    assert proc.stdout == "ready\ngot-term\n"
+    assert "stopping the task (SIGUSR2" in proc.stderr
+
+
 def test_run_ctrl_c_sends_sigterm_then_sigkill(env, images) -> None:  # type: ignore[no-untyped-def]
     # PID 1 in the container ignores an untrapped SIGTERM, so the second Ctrl-C's
     # SIGKILL is what ends it: both steps are exercised

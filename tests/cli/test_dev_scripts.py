@@ -16,7 +16,11 @@ from nomad_ctr.localrun import load_agent
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = [REPO / "scripts" / "vagrant-provision.sh", REPO / "tests" / "arm64" / "provision.sh"]
+SCRIPTS = [
+    REPO / "scripts" / "vagrant-provision.sh",
+    REPO / "scripts" / "demo.sh",
+    REPO / "tests" / "arm64" / "provision.sh",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
