@@ -9,39 +9,40 @@ import (
 	"github.com/containerd/containerd/v2/core/leases"
 )
 
-// A pull runs under a lease gobridge owns, so that a timed-out or cancelled pull leaves
-// nothing behind. containerd's own Pull lease is deleted with the pull's context, which
-// is already done when the pull timed out, so that lease (24 h) kept the content alive.
+// A pull (and a create that unpacks and snapshots) runs under a lease gobridge owns, so
+// that a timed-out or cancelled call leaves nothing behind. The containerd client's own
+// lease is deleted with the call's context, which is already done when the call timed
+// out, so that lease (24 h) kept the content and snapshots alive.
 
 const (
 	cleanupTimeout  = 10 * time.Second // for lease and ingest RPCs after the call's context ended
-	pullLeaseMargin = 5 * time.Minute  // lease expiry past the call deadline (only matters if we die)
-	pullLeaseNoDL   = 24 * time.Hour   // lease expiry for a pull without a deadline
+	leaseMargin     = 5 * time.Minute  // lease expiry past the call deadline (only matters if we die)
+	leaseNoDeadline = 24 * time.Hour   // lease expiry for a pull without a deadline
 )
 
-// pullLease creates the lease with a context that ignores the call's deadline: the lease
+// callLease creates the lease with a context that ignores the call's deadline: the lease
 // id is chosen here, so even a Create that the server finishes after we gave up is
 // deleted by release.
-type pullLease struct {
+type callLease struct {
 	lm    leases.Manager
 	lease leases.Lease
 	base  context.Context // namespaced, not cancelled
 }
 
-func newPullLease(ctx context.Context, lm leases.Manager) (*pullLease, context.Context, error) {
-	expiry := pullLeaseNoDL
+func newCallLease(ctx context.Context, lm leases.Manager, purpose string) (*callLease, context.Context, error) {
+	expiry := leaseNoDeadline
 	if dl, ok := ctx.Deadline(); ok {
-		expiry = time.Until(dl) + pullLeaseMargin
+		expiry = time.Until(dl) + leaseMargin
 	}
 	var l leases.Lease
 	if err := leases.WithRandomID()(&l); err != nil {
 		return nil, nil, err
 	}
-	p := &pullLease{lm: lm, lease: l, base: context.WithoutCancel(ctx)}
+	p := &callLease{lm: lm, lease: l, base: context.WithoutCancel(ctx)}
 	cctx, cancel := context.WithTimeout(p.base, cleanupTimeout)
 	defer cancel()
 	if _, err := lm.Create(cctx, leases.WithID(l.ID), leases.WithExpiration(expiry),
-		leases.WithLabel("nomad-ctr.owner", "gobridge-pull")); err != nil {
+		leases.WithLabel("nomad-ctr.owner", "gobridge-"+purpose)); err != nil {
 		p.release(false)
 		return nil, nil, err
 	}
@@ -51,7 +52,7 @@ func newPullLease(ctx context.Context, lm leases.Manager) (*pullLease, context.C
 // release deletes the lease (after a failure synchronously, so the content and snapshots
 // it held are collected before the call returns). Errors are ignored: there is nothing
 // the caller could do, and the lease still expires.
-func (p *pullLease) release(failed bool) {
+func (p *callLease) release(failed bool) {
 	ctx, cancel := context.WithTimeout(p.base, cleanupTimeout)
 	defer cancel()
 	var opts []leases.DeleteOpt

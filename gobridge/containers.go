@@ -90,7 +90,12 @@ func containersCreate(c *call) (any, error) {
 	if err != nil {
 		return nil, invalidArg("image", r.Image, err.Error())
 	}
-	ctx := h.nsCtx(c)
+	lease, ctx, err := newCallLease(h.nsCtx(c), h.c.LeasesService(), "create")
+	if err != nil {
+		return nil, err
+	}
+	failed := true
+	defer func() { lease.release(failed) }()
 	img, err := h.c.GetImage(ctx, ref)
 	if err != nil {
 		return nil, wrapNotFound("image", ref, err)
@@ -140,6 +145,7 @@ func containersCreate(c *call) (any, error) {
 		// caller's fault; name the container so the message has context.
 		return nil, classifySpecError(r.ID, &r.Spec, err)
 	}
+	failed = false // the container record now holds its snapshot
 	info, err := ctr.Info(ctx)
 	if err != nil {
 		return nil, err

@@ -150,7 +150,7 @@ func imagesPull(c *call) (any, error) {
 	if r.Snapshotter != "" {
 		opts = append(opts, containerd.WithPullSnapshotter(r.Snapshotter))
 	}
-	lease, ctx, err := newPullLease(h.nsCtx(c), h.c.LeasesService())
+	lease, ctx, err := newCallLease(h.nsCtx(c), h.c.LeasesService(), "pull")
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ new connection, and delete leaving nothing behind.
 from __future__ import annotations
 
 import base64
+import contextlib
 import signal
 import subprocess
 import threading
@@ -328,3 +329,30 @@ def test_namespace_override_per_request(raw_client, pulled) -> None:  # type: ig
         raw_client.call("containers.delete", {"id": cid, "force": True}, timeout=30)
     subprocess.run(["ctr", "--address", raw_client.address, "namespaces", "remove", other],
                    capture_output=True, timeout=30, check=False)
+
+
+def test_timed_out_create_leaves_no_lease_or_snapshot(raw_client, images) -> None:  # type: ignore[no-untyped-def]
+    """containers.create that unpacks a big image under a tiny deadline times out and
+    leaves nothing (the client's own lease would have stayed 24 h). Own namespace, so no
+    other test's snapshots or leases are in the way."""
+    ns = raw_client.namespace + "-ctmo"
+
+    def ctr(*args: str) -> list[str]:
+        out = subprocess.run(["ctr", "--address", raw_client.address, "-n", ns, *args],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        return [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+
+    try:
+        raw_client.call("images.pull", {"ref": images.big, "unpack": False, "namespace": ns}, timeout=300)
+        with pytest.raises(errors.Timeout):
+            raw_client.call("containers.create", {"id": "ctmo", "image": images.big, "namespace": ns,
+                                                  "spec": {"args": ["true"]}}, timeout=0.05)
+        assert ctr("leases", "ls") == []
+        assert ctr("snapshots", "ls") == []
+        assert ctr("containers", "ls") == []
+    finally:
+        with contextlib.suppress(errors.ContainerdError):
+            raw_client.call("containers.delete", {"id": "ctmo", "force": True, "namespace": ns}, timeout=30)
+        raw_client.call("images.remove", {"ref": images.big, "sync": True, "namespace": ns}, timeout=60)
+        subprocess.run(["ctr", "--address", raw_client.address, "namespaces", "remove", ns],
+                       capture_output=True, timeout=30, check=False)
