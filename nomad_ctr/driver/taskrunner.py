@@ -401,7 +401,8 @@ class TaskRunner:
 
 
 class _ProgressEvents:
-    """Pull progress as a task event at most every PROGRESS_EVERY seconds."""
+    """Pull progress as a task event at most every PROGRESS_EVERY seconds, once layers
+    are known (the manifest has been read)."""
 
     def __init__(self, emit: Callable[[str], None]) -> None:
         self._emit = emit
@@ -409,7 +410,7 @@ class _ProgressEvents:
 
     def __call__(self, p: PullProgress) -> None:
         now = time.monotonic()
-        if p.done or now - self._last < PROGRESS_EVERY:
+        if p.done or not p.layers or now - self._last < PROGRESS_EVERY:
             return
         self._last = now
         mib = 1024 * 1024

@@ -193,3 +193,17 @@ def test_netplan_host_and_group(tmp_path) -> None:
     assert "/etc/resolv.conf" not in {dst for _, dst in group.etc_mounts}
     hosts = Path({d: s for s, d in group.etc_mounts}["/etc/hosts"]).read_text()
     assert "10.2.3.4\tgrp" in hosts
+
+
+def test_pull_progress_events_wait_for_the_manifest() -> None:
+    from nomad_ctr import types
+    from nomad_ctr.driver.taskrunner import _ProgressEvents
+
+    sent: list[str] = []
+    events = _ProgressEvents(sent.append)
+    ref = "127.0.0.1:5000/x:latest"
+    events(types.PullProgress(ref, (), False))  # manifest not read yet: nothing to say
+    assert sent == []
+    layer = types.LayerProgress("sha256:aa", types.LayerStatus.DOWNLOADING, 1 << 20, 4 << 20)
+    events(types.PullProgress(ref, (layer,), False))
+    assert sent == [f"Pulling image {ref}: 0/1 layers, 1.0 of 4.0 MiB"]
