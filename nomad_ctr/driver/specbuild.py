@@ -215,13 +215,44 @@ def _resources(task: driver_pb2.TaskConfig) -> dict[str, object]:
     return out
 
 
+_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?")
+
+
+def _check_user_env(task: driver_pb2.TaskConfig) -> None:
+    """The task's user and env come from Nomad's task block: name them as the job does."""
+    if task.user and (len(task.user) > 256 or not _USER.fullmatch(task.user)):
+        raise ConfigError("task", "user", "must be a name or uid, optionally :group or :gid", task.user)
+    for key, value in task.env.items():
+        if not key or "=" in key or "\x00" in key:
+            raise ConfigError("task", "env", "is not an environment variable name (no '=' or NUL)", key)
+        if "\x00" in value:  # env values are not shown: they may be secrets
+            raise ConfigError("task", f"env.{key}", "must not contain a NUL character")
+
+
+def _unique_targets(mounts: list[tuple[Mount, str]]) -> list[Mount]:
+    """Refuse two mounts on one container path, naming the job's field that clashes."""
+    driver_owned = "a path the driver mounts (alloc, local, secrets, /etc/hosts, /etc/resolv.conf, /etc/hostname)"
+    seen: dict[str, str] = {}
+    for m, name in mounts:
+        target = os.path.normpath(m.destination)
+        if target in seen:
+            first = seen[target]
+            field_name, other = (name, first or driver_owned) if name else (first or "mounts", driver_owned)
+            raise ConfigError("task", field_name, f"is already mounted by {other}", m.destination)
+        seen[target] = name
+    return [m for m, _ in mounts]
+
+
 def build_spec(task: driver_pb2.TaskConfig, tc: TaskConfig, driver: DriverConfig, net: NetPlan) -> ContainerSpec:
     """The container spec; ConfigError names the field of anything invalid."""
     _check_seccomp_profile(tc.seccomp_profile)
-    mounts: list[Mount] = _alloc_mounts(task)
-    mounts += _volume_mounts(task)
-    mounts += [_config_mount(task, i, m) for i, m in enumerate(tc.mounts)]
-    mounts += [Mount("bind", src, dst, ("rbind", "ro")) for src, dst in net.etc_mounts]
+    _check_user_env(task)
+    mounts = _unique_targets([
+        *((m, "") for m in _alloc_mounts(task)),
+        *((m, f"volume_mount[{i}]") for i, m in enumerate(_volume_mounts(task))),
+        *((_config_mount(task, i, m), f"mounts[{i}].target") for i, m in enumerate(tc.mounts)),
+        *((Mount("bind", src, dst, ("rbind", "ro")), "") for src, dst in net.etc_mounts),
+    ])
     fields: dict[str, object] = {
         "env": dict(task.env),
         "cwd": tc.cwd,

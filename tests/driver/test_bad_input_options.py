@@ -6,8 +6,8 @@ serving (a valid task starts afterwards). reliability-security.md §3."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -30,8 +30,8 @@ def mounts(**m: object) -> dict[str, object]:
     return {"mounts": [{"target": "/x", **m}]}
 
 
-# (option values, exact message after "invalid task config: ", setup on the alloc)
-ROWS: list[tuple[dict[str, object], str, Callable[[Alloc], None] | None]] = [
+# (option values, message after "invalid task config: ", setup on the alloc[, TaskConfig fields])
+ROWS: list[tuple[Any, ...]] = [
     ({"shm_size": "12q"}, 'shm_size: "12q" is not a size (e.g. "64k", "128m", "1g" or a number of bytes)', None),
     ({"shm_size": "2T"}, 'shm_size: "2T" must be more than 0 and at most 1T', None),
     ({"cap_add": ["CAP_FOO"]}, 'cap_add[0]: "CAP_FOO" is not a Linux capability (e.g. "NET_ADMIN")', None),
@@ -68,6 +68,17 @@ ROWS: list[tuple[dict[str, object], str, Callable[[Alloc], None] | None]] = [
     ({"sysctl": {"net.core.somaxconn": "1\n2"}}, 'sysctl.net.core.somaxconn: "1\\n2" must be one line of at most 4096 characters', None),
     ({"image_pull_timeout": "-5m"}, 'image_pull_timeout: "-5m" must not be signed (use e.g. "5m")', None),
     ({"args": ["ok", "a\x00b"]}, 'args[1]: "a\\x00b" must not contain a NUL character', None),
+    (mounts(type="tmpfs", target="/local"),
+     'mounts[0].target: "/local" is already mounted by a path the driver mounts', None),
+    ({"mounts": [{"type": "tmpfs", "target": "/a"}, {"type": "tmpfs", "target": "/a/"}]},
+     'mounts[1].target: "/a/" is already mounted by mounts[0].target', None),
+    # what Nomad's task block supplies
+    ({}, 'user: "bad user!" must be a name or uid, optionally :group or :gid', None, {"user": "bad user!"}),
+    ({}, 'env: "A=B" is not an environment variable name', None, {"env": {"A=B": "1"}}),
+    ({}, 'volume_mount[0]: "/tmp:rel" needs absolute host and task paths', None,
+     {"mounts": [driver_pb2.Mount(task_path="rel", host_path="/tmp")]}),
+    ({"mounts": [{"type": "tmpfs", "target": "/v"}]}, 'mounts[0].target: "/v" is already mounted by volume_mount[0]',
+     None, {"mounts": [driver_pb2.Mount(task_path="/v", host_path="/tmp")]}),
 ]
 
 
@@ -87,12 +98,12 @@ def test_each_bad_option_is_refused_before_containerd(
 ) -> None:
     before = containerd_objects(ns_client)
     wrong: list[str] = []
-    for values, message, setup in ROWS:
+    for values, message, setup, *task_fields in ROWS:
         a = alloc()
         if setup:
             setup(a)
         with pytest.raises(grpc.RpcError) as exc:
-            plugin.start(a.task(task_config(image=IMG, command="true", **values)))
+            plugin.start(a.task(task_config(image=IMG, command="true", **values), **(task_fields or [{}])[0]))
         err = exc.value
         got = (err.code(), err.details(), recoverable(err))
         want = (grpc.StatusCode.INVALID_ARGUMENT, "invalid task config: " + message, None)
