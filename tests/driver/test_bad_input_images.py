@@ -89,6 +89,7 @@ def test_private_registry_auth(plugin: Plugin, alloc, images, stack) -> None:
     err = start_error(plugin, alloc().task(task_config(image=images.private, command="true")))
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert recoverable(err) is False
+    assert err.details().startswith(f"pull access denied for {images.private}: "), err.details()
     assert stack.registry_password not in err.details()
     wrong = task_config(image=images.private, command="true",
                         auth={"username": stack.registry_user, "password": "wrong-" + stack.registry_password})
