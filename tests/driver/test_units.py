@@ -207,3 +207,41 @@ def test_pull_progress_events_wait_for_the_manifest() -> None:
     layer = types.LayerProgress("sha256:aa", types.LayerStatus.DOWNLOADING, 1 << 20, 4 << 20)
     events(types.PullProgress(ref, (layer,), False))
     assert sent == [f"Pulling image {ref}: 0/1 layers, 1.0 of 4.0 MiB"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot be read (No such file or directory)"),
+        (b"x" * ((1 << 20) + 1), "is larger than 1 MiB"),
+        (b"[1, 2]", "is not a JSON seccomp profile (want an object)"),
+        (b"{not json", "is not a JSON seccomp profile"),
+        (b'{"defaultAction": "SCMP_ACT_ALLOW"}', None),
+    ],
+)
+def test_seccomp_profile_checked_when_the_spec_is_built(
+    tmp_path: Path, content: bytes | None, message: str | None
+) -> None:
+    profile = tmp_path / "profile.json"
+    if content is not None:
+        profile.write_bytes(content)
+    task = driver_pb2.TaskConfig(id="a/web/1", name="web", alloc_id="a" * 36, alloc_dir=str(tmp_path))
+    tc = parse_task_config(task_config(image="x", seccomp_profile=str(profile)))
+    if message is None:
+        assert build_spec(task, tc, DRIVER, NetPlan()).seccomp_profile == str(profile)
+        return
+    with pytest.raises(ConfigError) as err:
+        build_spec(task, tc, DRIVER, NetPlan())
+    assert str(err.value) == f'invalid task config: seccomp_profile: "{profile}" {message}'
+
+
+def test_generated_etc_mount_clash_names_the_jobs_mount(tmp_path: Path) -> None:
+    task = driver_pb2.TaskConfig(id="a/web/1", name="web", alloc_id="a" * 36, alloc_dir=str(tmp_path))
+    tc = parse_task_config(task_config(image="x", mounts=[{"type": "tmpfs", "target": "/etc/hosts"}]))
+    build_spec(task, tc, DRIVER, NetPlan())  # the dry run has no /etc files yet
+    net = NetPlan(etc_mounts=((str(tmp_path / "hosts"), "/etc/hosts"),))
+    with pytest.raises(ConfigError) as err:
+        build_spec(task, tc, DRIVER, net)
+    assert str(err.value).startswith(
+        'invalid task config: mounts[0].target: "/etc/hosts" is already mounted by a path the driver mounts'
+    )
