@@ -17,15 +17,20 @@ def is_v2() -> bool:
 
 
 def cgroup_dir(pid: int, controller: str) -> Path:
-    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    return dir_from(Path(f"/proc/{pid}/cgroup").read_text(), controller, v2=is_v2())
+
+
+def dir_from(proc_cgroup: str, controller: str, *, v2: bool, root: Path = ROOT) -> Path:
+    """The cgroup directory of `controller` named by a /proc/<pid>/cgroup text."""
+    lines = proc_cgroup.splitlines()
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if is_v2() and controllers == "":
-            return ROOT / path.lstrip("/")
-        if not is_v2() and controller in controllers.split(","):
+        if v2 and controllers == "":
+            return root / path.lstrip("/")
+        if not v2 and controller in controllers.split(","):
             # joined hierarchies (cpu,cpuacct) also have a per-controller link
-            return ROOT / controller / path.lstrip("/")
-    raise AssertionError(f"no {controller} cgroup for pid {pid}: {lines}")
+            return root / controller / path.lstrip("/")
+    raise AssertionError(f"no {controller} cgroup in {lines}")
 
 
 def read(pid: int, controller: str, v1_file: str, v2_file: str) -> str:

@@ -245,3 +245,17 @@ def test_generated_etc_mount_clash_names_the_jobs_mount(tmp_path: Path) -> None:
     assert str(err.value).startswith(
         'invalid task config: mounts[0].target: "/etc/hosts" is already mounted by a path the driver mounts'
     )
+
+
+def test_cgroup_paths_v1_and_v2() -> None:
+    import cgroups
+
+    v1 = "12:pids:/nomad/x\n4:cpu,cpuacct:/nomad/x\n3:memory:/nomad/x\n0::/\n"
+    assert cgroups.dir_from(v1, "cpu", v2=False) == Path("/sys/fs/cgroup/cpu/nomad/x")
+    assert cgroups.dir_from(v1, "memory", v2=False) == Path("/sys/fs/cgroup/memory/nomad/x")
+    v2 = "0::/nomad.slice/x.scope\n"
+    assert cgroups.dir_from(v2, "memory", v2=True) == Path("/sys/fs/cgroup/nomad.slice/x.scope")
+    with pytest.raises(AssertionError):
+        cgroups.dir_from(v2, "memory", v2=False)
+    assert cgroups.cpu_weight_for_shares(1024) == 39  # runc: 1 + (1022 * 9999) // 262142
+    assert cgroups.cpu_weight_for_shares(2) == 1 and cgroups.cpu_weight_for_shares(262144) == 10000
