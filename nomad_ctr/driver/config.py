@@ -478,6 +478,24 @@ def _device(path: str, item: str) -> str:
     return item
 
 
+MAX_TMPFS_ID = 4_294_967_294  # (uid_t)-1 means "no change"
+
+
+def _check_tmpfs_value(scope: str, path: str, opt: str, key: str, value: str) -> None:
+    """size/nr_inodes 0 would mean unlimited; mode is octal; ids fit a uid_t."""
+    if key in ("size", "nr_inodes"):
+        amount = parse_size(value)
+        if amount == 0:
+            raise ConfigError(scope, path, f"{key}=0 would make the tmpfs unlimited", opt)
+        if key == "size" and amount > MAX_SHM_SIZE:
+            raise ConfigError(scope, path, "size must be at most 1T", opt)
+    elif key == "mode":
+        if not value.isdigit() or set(value) - set("01234567") or int(value, 8) > 0o7777:
+            raise ConfigError(scope, path, "mode must be octal, at most 7777", opt)
+    elif not value.isdigit() or int(value) > MAX_TMPFS_ID:
+        raise ConfigError(scope, path, f"{key} must be a number from 0 to {MAX_TMPFS_ID}", opt)
+
+
 def _mount(f: _Fields, index: int, value: Mapping[str, Any]) -> MountConfig:
     m = _Fields(f.scope, value, f"mounts[{index}]")
     kind = m.text("type", "volume") or "volume"
@@ -501,11 +519,14 @@ def _mount(f: _Fields, index: int, value: Mapping[str, Any]) -> MountConfig:
             raise m.fail("source", "must not contain '..'", source)
     options: list[str] = []
     for i, opt in enumerate(m.text_list("options") or ()):
+        path = f"mounts[{index}].options[{i}]"
         allowed = opt in (_TMPFS_OPTIONS if kind == "tmpfs" else _BIND_OPTIONS)
-        if kind == "tmpfs" and _TMPFS_KEYED.fullmatch(opt):
+        keyed = _TMPFS_KEYED.fullmatch(opt) if kind == "tmpfs" else None
+        if keyed:
+            _check_tmpfs_value(f.scope, path, opt, keyed.group(1), keyed.group(2))
             allowed = True
         if not allowed:
-            raise ConfigError(f.scope, f"mounts[{index}].options[{i}]", f"is not an allowed {kind} mount option", opt)
+            raise ConfigError(f.scope, path, f"is not an allowed {kind} mount option", opt)
         options.append(opt)
     return MountConfig(type=kind, target=target, source=source, options=tuple(options))
 

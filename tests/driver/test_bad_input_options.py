@@ -48,6 +48,8 @@ ROWS: list[tuple[Any, ...]] = [
     (mounts(type="nfs", source="/tmp"), 'mounts[0].type: "nfs" must be one of volume, bind, tmpfs', None),
     (mounts(source="/tmp", options=["rshared"]), 'mounts[0].options[0]: "rshared" is not an allowed volume mount option', None),
     (mounts(type="bind"), "mounts[0].source: is required for type bind", None),
+    (mounts(type="tmpfs", options=["size=0"]), 'mounts[0].options[0]: "size=0" size=0 would make the tmpfs unlimited', None),
+    (mounts(type="tmpfs", options=["mode=99"]), 'mounts[0].options[0]: "mode=99" mode must be octal, at most 7777', None),
     ({"pid_mode": "container:x"}, 'pid_mode: "container:x" must be "host" or unset', None),
     ({"pid_mode": "private"}, 'pid_mode: "private" must be "host" or unset', None),
     ({"pids_limit": -1}, "pids_limit: -1 must be between 1 and 4194304", None),
