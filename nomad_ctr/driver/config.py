@@ -97,6 +97,8 @@ _TMPFS_OPTIONS = frozenset(
 )
 _TMPFS_KEYED = re.compile(r"(size|mode|uid|gid|nr_inodes)=([0-9]+[kKmMgG]?)")
 _FORBIDDEN_TARGETS = ("/proc", "/sys")
+# resolved in the plugin's own process: a bind of these would hand out its open files
+_SELF_PATHS = ("/proc/self", "/proc/thread-self", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr")
 
 
 @dataclass(frozen=True)
@@ -517,6 +519,9 @@ def _mount(f: _Fields, index: int, value: Mapping[str, Any]) -> MountConfig:
             raise m.fail("source", f"is required for type {kind}", show_value=False)
         if ".." in source.split("/"):
             raise m.fail("source", "must not contain '..'", source)
+        norm_source = posixpath.normpath(source)
+        if any(norm_source == p or norm_source.startswith(p + "/") for p in _SELF_PATHS):
+            raise m.fail("source", "names the driver's own process, not a host path", source)
     options: list[str] = []
     for i, opt in enumerate(m.text_list("options") or ()):
         path = f"mounts[{index}].options[{i}]"

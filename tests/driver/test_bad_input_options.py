@@ -45,6 +45,7 @@ ROWS: list[tuple[Any, ...]] = [
     (mounts(target="/a/../b", source="/tmp"), "mounts[0].target: \"/a/../b\" must not be / or contain '..'", None),
     (mounts(source="../../etc"), "mounts[0].source: \"../../etc\" must not contain '..'", None),
     (mounts(source="local/escape"), 'mounts[0].source: "local/escape" resolves outside the task directory', symlink_out),
+    (mounts(source="/proc/self/fd/3"), 'mounts[0].source: "/proc/self/fd/3" names the driver\'s own process, not a host path', None),
     (mounts(type="nfs", source="/tmp"), 'mounts[0].type: "nfs" must be one of volume, bind, tmpfs', None),
     (mounts(source="/tmp", options=["rshared"]), 'mounts[0].options[0]: "rshared" is not an allowed volume mount option', None),
     (mounts(type="bind"), "mounts[0].source: is required for type bind", None),

@@ -299,6 +299,8 @@ def test_numbers_from_other_forms() -> None:
         ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["uid=4294967295"]}]},
          '"uid=4294967295" uid must be a number from 0 to 4294967294'),
         ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["gid=1k"]}]}, "gid must be a number"),
+        ({"mounts": [{"target": "/a", "source": "/dev/fd/0"}]}, "names the driver's own process"),
+        ({"mounts": [{"target": "/a", "source": "/proc/thread-self/root"}]}, "names the driver's own process"),
         ({"auth": {"username": "u", "password": ""}}, "auth.password: is required"),
     ],
 )
