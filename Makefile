@@ -9,16 +9,17 @@ CC      ?= cc
 PLAT    ?=
 VERSION := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -n1)
 LIB     := nomad_ctr/_bridge/libgobridge.so
+PLUGIN_DIR ?= /opt/nomad/plugins
 
 export GOARCH CC
 export CGO_ENABLED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help gobridge gotest dev proto test bench wheel clean
+.PHONY: help gobridge gotest dev install-plugin proto test bench wheel clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | \
-	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-15s %s\n", $$1, $$2}'
 
 gobridge: ## build the Go bridge into nomad_ctr/_bridge/libgobridge.so
 	cd gobridge && $(GO) build -buildmode=c-shared -trimpath \
@@ -29,6 +30,23 @@ gotest: ## run the Go unit tests of gobridge
 
 dev: gobridge ## build the bridge and install the package editable with test extras
 	$(PYTHON) -m pip install -e '.[test]'
+
+# Finds the console script pip wrote for PYTHON (its scripts dir, then the user scheme's),
+# else the first on PATH (that may be a pyenv shim or another Python's). A copy is enough:
+# its #! line keeps running PYTHON's nomad_ctr.
+install-plugin: ## install containerd-driver into PLUGIN_DIR (default /opt/nomad/plugins) for Nomad
+	@src=$$($(PYTHON) -c 'import os, sysconfig; \
+	  dirs = [sysconfig.get_path("scripts"), sysconfig.get_path("scripts", os.name + "_user")]; \
+	  print(next((p for p in (os.path.join(d, "containerd-driver") for d in dirs) if os.access(p, os.X_OK)), ""))' \
+	  2>/dev/null); \
+	[ -n "$$src" ] || src=$$(command -v containerd-driver 2>/dev/null || true); \
+	if [ -z "$$src" ]; then \
+	  echo "make install-plugin: containerd-driver is not installed (not in $(PYTHON)'s scripts dir, not on PATH); run 'make dev' or '$(PYTHON) -m pip install .' first" >&2; \
+	  exit 1; \
+	fi; \
+	install -d -m 0755 "$(PLUGIN_DIR)" && \
+	install -m 0755 "$$src" "$(PLUGIN_DIR)/containerd-driver" && \
+	echo "installed $$src as $(PLUGIN_DIR)/containerd-driver"
 
 proto: ## regenerate the protobuf/gRPC modules (scripts/gen_proto.sh)
 	scripts/gen_proto.sh

@@ -5,7 +5,8 @@
 #   2. build tools, and Go from the official tarball (Debian's golang is too old);
 #      the version is the one gobridge/go.mod asks for, checked against go.dev's sha256
 #   3. Nomad from HashiCorp's apt repository
-#   4. nomad_ctr in a venv (make dev), containerd-driver linked into Nomad's plugin_dir
+#   4. nomad_ctr in a venv (make dev), containerd-driver put in Nomad's plugin_dir
+#      (make install-plugin)
 #   5. a Nomad agent (server + client) using example/agent.hcl, started by systemd
 set -euo pipefail
 
@@ -92,8 +93,8 @@ if [[ ! -x $VENV/bin/python ]]; then
 fi
 log "building gobridge and installing nomad_ctr (make dev)"
 make -C "$SRC" dev PYTHON="$VENV/bin/python" GO=/usr/local/go/bin/go
-install -d -m 0755 "$PLUGIN_DIR"
-ln -sf "$VENV/bin/containerd-driver" "$PLUGIN_DIR/containerd-driver"
+# copies the venv's console script (replacing the symlink earlier provisions made)
+make -C "$SRC" install-plugin PYTHON="$VENV/bin/python" PLUGIN_DIR="$PLUGIN_DIR"
 ln -sf "$VENV/bin/nomad-ctr" /usr/local/bin/nomad-ctr
 
 # ---- 5. the Nomad agent --------------------------------------------------------------------
