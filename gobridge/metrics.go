@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"time"
 
@@ -51,6 +52,15 @@ func nonZero(v uint64) *uint64 {
 		return nil
 	}
 	return &v
+}
+
+// limitOrNull is for a cgroup v2 limit file, which the cgroups library reads as
+// math.MaxUint64 when it says "max" and as 0 when it is missing: both mean no limit.
+func limitOrNull(v uint64) *uint64 {
+	if v == math.MaxUint64 {
+		return nil
+	}
+	return nonZero(v)
 }
 
 // decodeMetrics decodes the task metrics Any by its type URL (cgroup v1 or v2 stats).
@@ -124,7 +134,7 @@ func fromV2(s *v2.Metrics, ts time.Time) *metricsJSON {
 		out.Memory.OOMEvents = u64(ev.OomKill)
 	}
 	if p := s.Pids; p != nil {
-		out.Pids.Current, out.Pids.Limit = u64(p.Current), nonZero(p.Limit)
+		out.Pids.Current, out.Pids.Limit = u64(p.Current), limitOrNull(p.Limit)
 	}
 	return out
 }
