@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,13 +27,72 @@ def test_concurrent_calls_from_many_threads(bridge) -> None:
     assert all(len(r["blob"]) == r["i"] * 100 for r in results)
 
 
-def test_calls_overlap_instead_of_serialising(bridge) -> None:
-    # 8 sleeps of 300 ms in 8 threads finish long before 8 x 300 ms if the GIL is
-    # released around gb_call; the bound is loose on purpose (not a benchmark).
-    start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda _: bridge.call("debug.sleep", {"ms": 300}), range(8)))
-    assert time.monotonic() - start < 8 * 0.3
+def _wait_until_blocked(op) -> None:  # type: ignore[no-untyped-def]
+    """Return once the debug.progress call on ``op`` has published step 1, i.e. it is
+    inside Go, sleeping. The loop bound only turns a regression into a failure, not a hang."""
+    progress = op.poll(0)
+    for _ in range(120):
+        if progress.get("step") == 1:
+            return
+        progress = op.poll(1)
+    pytest.fail(f"the blocking call never started: {progress}")
+
+
+def test_blocked_calls_overlap_and_release_the_gil(bridge) -> None:
+    # An ordering proof, no clock: several calls are blocked inside Go at the same time;
+    # while they stay blocked, another thread's bridge call returns and plain Python runs;
+    # only then are the blocked calls released, by cancelling their ops. If gb_call held
+    # the GIL, or calls were serialised, the blocked calls could not all report step 1,
+    # and nothing else could run until their 120 s timeout, so they would end TIMEOUT.
+    blocked_calls = 4
+    ops = [bridge.Op() for _ in range(blocked_calls)]
+    log: list[str] = []
+    lock = threading.Lock()
+
+    def note(entry: str) -> None:
+        with lock:
+            log.append(entry)
+
+    def block(i: int) -> str:
+        try:
+            # Step 1 is published at once, then the call sleeps 10 minutes or until cancelled.
+            bridge.call("debug.progress", {"steps": 2, "ms": 600_000}, op=ops[i], timeout=120)
+        except errors.Cancelled:
+            note(f"released {i}")
+            return "cancelled"
+        note(f"returned {i}")
+        return "returned"
+
+    pool = ThreadPoolExecutor(max_workers=blocked_calls + 1)
+    try:
+        futures = [pool.submit(block, i) for i in range(blocked_calls)]
+        for op in ops:
+            _wait_until_blocked(op)
+        note("all blocked")
+
+        echoed = pool.submit(bridge.call, "debug.echo", {"while": "blocked"}).result(timeout=60)
+        note("other thread's bridge call returned")
+        python = threading.Thread(target=note, args=("python ran",))
+        python.start()
+        python.join(timeout=60)
+
+        still_blocked = [not f.done() for f in futures]
+        for op in ops:
+            op.cancel()
+        outcomes = [f.result(timeout=60) for f in futures]
+    finally:
+        for op in ops:
+            with contextlib.suppress(errors.ContainerdError):
+                op.cancel()
+        pool.shutdown(wait=True)
+        for op in ops:
+            op.close()
+
+    assert echoed == {"while": "blocked"}
+    assert still_blocked == [True] * blocked_calls
+    assert outcomes == ["cancelled"] * blocked_calls
+    assert log[:3] == ["all blocked", "other thread's bridge call returned", "python ran"]
+    assert sorted(log[3:]) == [f"released {i}" for i in range(blocked_calls)]
 
 
 def _handles(bridge) -> int:
