@@ -15,6 +15,9 @@ from nomad_ctr.cli.interrupts import Interrupts
 from nomad_ctr.cli.main import CliError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
     from nomad_ctr import Client, PullProgress
 
 __all__ = ["cmd_exec", "cmd_logs", "cmd_ps", "cmd_pull", "cmd_rm", "cmd_run", "cmd_stats"]
@@ -41,7 +44,8 @@ def _read_password() -> str:
 
 
 class _PullBar:
-    """A rich progress bar on stderr fed by PullProgress snapshots."""
+    """A rich progress bar on stderr fed by PullProgress snapshots: only on a terminal,
+    and transient (the digest line printed afterwards is what stays)."""
 
     def __init__(self, ref: str, enabled: bool) -> None:
         self.ref = ref
@@ -49,41 +53,59 @@ class _PullBar:
         if not enabled:
             return
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TransferSpeedColumn,
-        )
 
         console = Console(stderr=True)
         if not console.is_terminal:
             return
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=console,
-            transient=True,
-        )
-        self.task = self.progress.add_task(f"pull {ref}", total=None)
+        self.progress = _progress(console)
+        self.task = self.progress.add_task(f"pull {ref}", total=None, layers="")
         self.progress.start()
 
     def update(self, p: PullProgress) -> None:
         if self.progress is None:
             return
-        self.progress.update(
-            self.task,
-            completed=p.offset,
-            total=p.total or None,
-            description=f"pull {self.ref} ({p.layers_done}/{len(p.layers)} layers)",
-        )
+        # no layer count before the manifest is read: "0/0 layers" would be a lie
+        layers = f"{p.layers_done}/{len(p.layers)} layers" if p.layers else ""
+        self.progress.update(self.task, completed=p.offset, total=p.total or None, layers=layers)
 
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+def _progress(console: Console) -> Progress:
+    """One line: `pull REF  bar  done/total  speed  n/m layers`. On a narrow terminal
+    only the ref is cut short (with an ellipsis); the numbers never wrap."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TransferSpeedColumn,
+    )
+    from rich.table import Column
+    from rich.text import Text
+
+    class Clipped(ProgressColumn):
+        # a wrappable table column is the one rich shrinks first; the text itself
+        # is cut on one line rather than wrapped
+        def render(self, task: Task) -> Text:
+            return Text(task.description, no_wrap=True, overflow="ellipsis")
+
+    def fixed() -> Column:
+        return Column(no_wrap=True)
+
+    return Progress(
+        Clipped(),
+        BarColumn(bar_width=20, table_column=fixed()),
+        DownloadColumn(table_column=fixed()),
+        TransferSpeedColumn(table_column=fixed()),
+        TextColumn("{task.fields[layers]}", table_column=fixed()),
+        console=console,
+        transient=True,
+    )
 
 
 def _pull(
