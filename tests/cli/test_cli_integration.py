@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import re
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,22 +26,55 @@ pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "nomad_ctr.cli"]
 
 
-@pytest.fixture(scope="module")
-def env(stack) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
-    namespace = f"cli-{uuid.uuid4().hex[:8]}"
-    e = {
+def _env_for(stack, namespace: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {
         **os.environ,
         "CONTAINERD_ADDRESS": stack.containerd_address,
         "CONTAINERD_NAMESPACE": namespace,
     }
-    yield e
+
+
+def _ctr(stack, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run(
+        ["ctr", "--address", stack.containerd_address, "-n", namespace, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _drop_namespace(stack, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    """Remove every container and image in `namespace`, then the namespace itself (its
+    snapshots and content go shortly after the images, so the removal is retried)."""
     from nomad_ctr import Client
 
     with Client(stack.containerd_address, namespace) as client:
         for c in client.containers.list():
             c.delete(force=True)
         for image in client.images.list():
-            client.images.remove(image.name)
+            client.images.remove(image.name, sync=True)
+    deadline = time.monotonic() + 30
+    while namespace in _ctr(stack, namespace, "namespaces", "ls", "-q").stdout.split():
+        _ctr(stack, namespace, "namespaces", "remove", namespace)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"namespace {namespace} still not empty after the test")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def env(stack) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    namespace = f"cli-{uuid.uuid4().hex[:8]}"
+    yield _env_for(stack, namespace)
+    _drop_namespace(stack, namespace)
+
+
+@pytest.fixture
+def fresh_env(stack) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Like `env`, with a containerd namespace of the test's own (nothing cached in it)."""
+    namespace = f"cli-{uuid.uuid4().hex[:8]}"
+    yield _env_for(stack, namespace)
+    _drop_namespace(stack, namespace)
 
 
 def cli(
@@ -56,6 +96,113 @@ def test_pull_prints_the_digest(env: dict[str, str], images) -> None:  # type: i
     assert proc.returncode == 0, proc.stderr
     ref, digest = proc.stdout.split()
     assert ref == images.plain and digest.startswith("sha256:")
+    assert proc.stderr == ""  # stderr is not a terminal: no progress bar
+
+
+# ---- pull on a terminal: the progress bar ------------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+BAR = "\u2501"  # the heavy horizontal line rich draws bars with
+
+
+def on_a_terminal(
+    env: dict[str, str], *args: str, columns: int, timeout: float = 180
+) -> tuple[int, str]:
+    """Run nomad-ctr with stdout and stderr on a pseudo-terminal `columns` wide, as from
+    an interactive shell; its exit status and everything it wrote (escapes included)."""
+    term_env = {
+        k: v
+        for k, v in env.items()
+        if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    }
+    term_env["TERM"] = "xterm-256color"
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    try:
+        proc = subprocess.Popen(
+            [*CLI, *args],
+            env=term_env,
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+        )
+    finally:
+        os.close(slave)
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"nomad-ctr {args} still writing after {timeout}s"
+            if not select.select([master], [], [], 1.0)[0]:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the last writer closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        return proc.wait(timeout=30), out.decode("utf-8", "replace")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def screen_lines(raw: str) -> list[str]:
+    """What each redraw put on a line: escapes dropped, split at CR and LF."""
+    return [part for line in ANSI.sub("", raw).split("\n") for part in line.split("\r")]
+
+
+def registry_manifest(ref: str) -> tuple[str, dict]:  # type: ignore[type-arg]
+    """The digest and manifest the registry serves for `ref` (host/repo:tag)."""
+    host, _, rest = ref.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    req = urllib.request.Request(
+        f"http://{host}/v2/{repo}/manifests/{tag}",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, "
+            "application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.headers["Docker-Content-Digest"], json.load(resp)
+
+
+@pytest.mark.parametrize("columns", [80, 160])
+def test_pull_on_a_terminal_draws_a_progress_bar(fresh_env, images, columns: int) -> None:  # type: ignore[no-untyped-def]
+    digest, manifest = registry_manifest(images.big)
+    layers = len(manifest["layers"])
+    total = sum(layer["size"] for layer in manifest["layers"])
+    assert layers > 1 and 10**6 <= total < 10**9, "the big test image should be tens of MB"
+    mb = f"{total / 10**6:.1f}"
+
+    status, raw = on_a_terminal(fresh_env, "pull", images.big, columns=columns)
+    assert status == 0, raw
+    lines = screen_lines(raw)
+    frames = [line for line in lines if BAR in line]
+    assert frames, f"no progress bar drawn: {raw!r}"
+    # the last redraw, once the pull is done: every layer and every byte of the manifest,
+    # all on one line even on an 80-column terminal (only the ref may be cut short)
+    final = frames[-1]
+    assert final.startswith("pull 127.0.0.1"), final
+    assert f"{mb}/{mb} MB" in final and f"{layers}/{layers} layers" in final, final
+    if columns >= 120:
+        assert final.startswith(f"pull {images.big} "), final
+    assert all(len(frame) <= columns for frame in frames), frames
+    assert "0/0 layers" not in raw  # no count before the manifest is read
+    # the bar hid the cursor and showed it again; the digest line is what stays
+    assert raw.rfind("\x1b[?25l") < raw.rfind("\x1b[?25h"), raw
+    assert [line for line in lines if line.strip()][-1] == f"{images.big} {digest}"
+
+
+def test_pull_quiet_on_a_terminal_draws_no_bar(fresh_env, images) -> None:  # type: ignore[no-untyped-def]
+    digest, _ = registry_manifest(images.plain)
+    status, raw = on_a_terminal(fresh_env, "pull", "-q", images.plain, columns=120)
+    assert status == 0, raw
+    assert raw == f"{images.plain} {digest}\r\n"
 
 
 def test_private_pull_reads_the_password_from_stdin_and_never_prints_it(env, stack, images) -> None:  # type: ignore[no-untyped-def]
