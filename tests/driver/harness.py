@@ -143,12 +143,14 @@ def write_job(
     kill_timeout: str | None = None,
     kill_signal: str | None = None,
     cpu: int = 100,
+    cores: int | None = None,
     memory: int = 64,
     memory_max: int | None = None,
     driver: str = "containerd-driver",
 ) -> Path:
     """A one-task job file. config_hcl is raw HCL appended inside config {} (for
-    nested blocks such as mount { ... })."""
+    nested blocks such as mount { ... }). cores asks for reserved cores instead of
+    cpu (Nomad takes one or the other)."""
     cfg = {"image": image, **(config or {})}
     cfg_body = hcl_body(cfg, "        ") + "".join(
         "        " + ln + "\n" for ln in config_hcl.splitlines()
@@ -160,7 +162,8 @@ def write_job(
         task_attrs["kill_timeout"] = kill_timeout
     if kill_signal is not None:
         task_attrs["kill_signal"] = kill_signal
-    resources: dict[str, Any] = {"cpu": cpu, "memory": memory}
+    resources: dict[str, Any] = {"cores": cores} if cores is not None else {"cpu": cpu}
+    resources["memory"] = memory
     if memory_max is not None:
         resources["memory_max"] = memory_max
     env_block = f"      env {{\n{hcl_body(env, '        ')}      }}\n" if env else ""

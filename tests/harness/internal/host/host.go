@@ -71,6 +71,8 @@ type Host struct {
 
 	evMu   sync.Mutex
 	events []*drivers.DriverTaskEvent
+
+	cores coreBook // cores reserved by this host's tasks (resources.cores)
 }
 
 // StageError says which step failed. Driver refusals (Refused) are legitimate

@@ -162,6 +162,9 @@ func TaskJSON(t *Task) map[string]any {
 	if t.GroupNet != nil {
 		m["group_network"] = t.GroupNet.JSON()
 	}
+	if cs := t.Config.GetResources().GetLinuxResources().GetCpusetCpus(); cs != "" {
+		m["cpuset_cpus"] = cs // the cores reserved for resources.cores
+	}
 	if t.Decoded.Msgpack != nil {
 		m["msgpack_b64"] = base64.StdEncoding.EncodeToString(t.Decoded.Msgpack)
 		if v, err := t.Decoded.JSONValue(); err == nil {

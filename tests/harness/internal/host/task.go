@@ -36,6 +36,8 @@ type Task struct {
 	Decoded confdec.Result
 	// GroupNet is the group's bridge network namespace the harness made (nil: none).
 	GroupNet *GroupNet
+	// coreKey owns the task's reserved cores in the host's coreBook ("": none).
+	coreKey string
 
 	logMu  sync.Mutex
 	logmon *allocdir.LogMon
@@ -60,9 +62,8 @@ func NewUUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// nodeCompute estimates the node's total CPU compute in MHz as Nomad does
-// (cores × per-core MHz).
-func nodeCompute() float64 {
+// coreMHz estimates one core's compute in MHz as Nomad's fingerprint does.
+func coreMHz() float64 {
 	mhz := 0.0
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
 		sc := bufio.NewScanner(f)
@@ -77,14 +78,19 @@ func nodeCompute() float64 {
 	if mhz <= 0 {
 		mhz = 1000
 	}
-	return mhz * float64(runtime.NumCPU())
+	return mhz
 }
+
+// nodeCompute estimates the node's total CPU compute in MHz as Nomad does
+// (cores × per-core MHz).
+func nodeCompute() float64 { return coreMHz() * float64(runtime.NumCPU()) }
 
 var nodeID = NewUUID()
 
 // buildEnv returns the task environment the client would give the driver and
-// the eval context for interpolating the job's config block.
-func (h *Host) buildEnv(job *nomadfile.Task, p allocdir.Paths, allocID string, portEnv map[string]string) (map[string]string, *hcl.EvalContext, error) {
+// the eval context for interpolating the job's config block. extraEnv (ports,
+// reserved cores) is laid over the base variables.
+func (h *Host) buildEnv(job *nomadfile.Task, p allocdir.Paths, allocID string, extraEnv map[string]string) (map[string]string, *hcl.EvalContext, error) {
 	hostname, _ := os.Hostname()
 	env := map[string]string{
 		"NOMAD_ALLOC_ID":       allocID,
@@ -102,7 +108,7 @@ func (h *Host) buildEnv(job *nomadfile.Task, p allocdir.Paths, allocID string, p
 		"NOMAD_CPU_LIMIT":      strconv.FormatInt(job.CPU, 10),
 		"NOMAD_MEMORY_LIMIT":   strconv.FormatInt(job.MemoryMB, 10),
 	}
-	for k, v := range portEnv {
+	for k, v := range extraEnv {
 		env[k] = v
 	}
 	if job.MemoryMaxMB > 0 {
@@ -161,11 +167,13 @@ func (h *Host) buildEnv(job *nomadfile.Task, p allocdir.Paths, allocID string, p
 // PrepareTask does what the client's prestart hooks do: alloc dir, log FIFOs
 // (with the harness as logmon), environment, and the config block decoded
 // with the plugin's TaskConfigSchema. allocDir "" picks <root>/<alloc_id>.
-func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Task, error) {
+// Reserved cores (resources.cores) stay the task's until Destroy or a failed Start.
+func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (_ *Task, retErr error) {
 	if job.Driver != h.Info.GetName() {
 		return nil, fail("prepare", fmt.Errorf("job task %q uses driver %q but the plugin is %q", job.Name, job.Driver, h.Info.GetName()))
 	}
 	allocID := NewUUID()
+	taskID := allocID + "/" + job.Name + "/" + randomHex(8)
 	if allocDir == "" {
 		if allocRoot == "" {
 			allocRoot = os.TempDir() + "/nomad-harness"
@@ -187,6 +195,22 @@ func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Ta
 		if ports, portEnv, err = allocatePorts(job.Network); err != nil {
 			return nil, fail("network", err)
 		}
+	}
+	cpu, cores, err := h.reserveCores(job, taskID)
+	if err != nil {
+		return nil, err
+	}
+	if len(cores) > 0 {
+		defer func() {
+			if retErr != nil {
+				h.cores.release(taskID)
+			}
+		}()
+		if portEnv == nil {
+			portEnv = map[string]string{}
+		}
+		portEnv["NOMAD_CPU_CORES"] = coreList(cores)
+		portEnv["NOMAD_CPU_LIMIT"] = strconv.FormatInt(cpu, 10)
 	}
 	env, ctx, err := h.buildEnv(job, p, allocID, portEnv)
 	if err != nil {
@@ -212,20 +236,21 @@ func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Ta
 	}
 	hostname, _ := os.Hostname()
 	cfg := &drivers.TaskConfig{
-		Id:                  allocID + "/" + job.Name + "/" + randomHex(8),
+		Id:                  taskID,
 		Name:                job.Name,
 		MsgpackDriverConfig: dec.Msgpack,
 		Env:                 env,
 		DeviceEnv:           map[string]string{},
 		Resources: &drivers.Resources{
 			AllocatedResources: &drivers.AllocatedTaskResources{
-				Cpu:    &drivers.AllocatedCpuResources{CpuShares: job.CPU},
+				Cpu:    &drivers.AllocatedCpuResources{CpuShares: cpu},
 				Memory: &drivers.AllocatedMemoryResources{MemoryMb: job.MemoryMB, MemoryMaxMb: job.MemoryMaxMB},
 			},
 			LinuxResources: &drivers.LinuxResources{
-				CpuShares:        job.CPU,
+				CpuShares:        cpu,
 				MemoryLimitBytes: memLimit * 1024 * 1024,
-				PercentTicks:     float64(job.CPU) / nodeCompute(),
+				PercentTicks:     float64(cpu) / nodeCompute(),
+				CpusetCpus:       joinCores(cores),
 			},
 		},
 		User:          job.User,
@@ -243,6 +268,9 @@ func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Ta
 		Dns:           dns,
 	}
 	t := &Task{Job: job, Paths: p, Config: cfg, Decoded: dec}
+	if len(cores) > 0 {
+		t.coreKey = taskID
+	}
 	if bridge {
 		// the client's network hook: the namespace exists before any task starts
 		gn, err := setupGroupNet(allocID, ports)
@@ -259,6 +287,26 @@ func (h *Host) PrepareTask(job *nomadfile.Task, allocRoot, allocDir string) (*Ta
 		}
 	}
 	return t, nil
+}
+
+// reserveCores does the scheduler's and client's part for resources.cores:
+// specific cores from the node's online CPUs (highest ids first) reserved for
+// taskID, and the cpu shares they stand for (cores × per-core MHz). Without
+// cores: the job's cpu and no cores.
+func (h *Host) reserveCores(job *nomadfile.Task, taskID string) (int64, []int, error) {
+	if job.Cores <= 0 {
+		return job.CPU, nil, nil
+	}
+	online, err := onlineCPUs()
+	if err != nil {
+		return 0, nil, fail("resources", err)
+	}
+	cores, err := h.cores.reserve(taskID, int(job.Cores), online)
+	if err != nil {
+		// Nomad would not place the alloc on this node
+		return 0, nil, &StageError{Stage: "resources", Err: err, Refused: true}
+	}
+	return int64(float64(len(cores)) * coreMHz()), cores, nil
 }
 
 // volumeMounts resolves the task's host volume mounts against the agent's
@@ -323,6 +371,7 @@ func (h *Host) Start(t *Task) error {
 	resp, err := h.Inst.Driver.Driver.StartTask(context.Background(), &drivers.StartTaskRequest{Task: t.Config})
 	if err != nil {
 		t.StopLogs(0)
+		h.cores.release(t.coreKey)
 		if nerr := t.ReleaseNetwork(); nerr != nil {
 			h.opts.Logger.Warn("group network teardown failed", "error", nerr)
 		}
@@ -407,7 +456,8 @@ func (h *Host) Destroy(t *Task, force bool) error {
 	if err != nil {
 		return refusal("destroy_task", err)
 	}
-	// alloc postrun: the group's network goes after its (only) task
+	// alloc postrun: the group's network and the reserved cores go after its (only) task
+	h.cores.release(t.coreKey)
 	if err := t.ReleaseNetwork(); err != nil {
 		return fail("network_teardown", err)
 	}
@@ -559,6 +609,14 @@ func (h *Host) Recover(handle *drivers.TaskHandle, job *nomadfile.Task, prev *Ta
 		prev.logMu.Lock()
 		t.logmon, prev.logmon = prev.logmon, nil
 		prev.logMu.Unlock()
+		t.coreKey = prev.coreKey
+	}
+	if t.coreKey == "" && hd.Config.GetResources().GetLinuxResources().GetCpusetCpus() != "" {
+		// a client restarted from its state DB: the task keeps the cores it had
+		if cores, err := parseCPUList(hd.Config.Resources.LinuxResources.CpusetCpus); err == nil {
+			t.coreKey = hd.Config.GetId()
+			h.cores.claim(t.coreKey, cores)
+		}
 	}
 	if err := t.StartLogs(); err != nil {
 		return nil, fail("logmon", err)

@@ -1,6 +1,6 @@
 // Package nomadfile reads just enough of Nomad job files and agent config files
 // for the harness: the task's driver, config block, env, user, kill settings and
-// resources; the agent's plugin_dir, data_dir and plugin blocks.
+// resources (cpu or cores, memory, memory_max); the agent's plugin_dir, data_dir and plugin blocks.
 package nomadfile
 
 import (
@@ -27,7 +27,8 @@ type Task struct {
 	User        string
 	KillSignal  string
 	KillTimeout time.Duration
-	CPU         int64 // MHz
+	CPU         int64 // MHz; 0 when the task reserves cores
+	Cores       int64 // resources.cores: whole cores reserved for the task (0: none)
 	MemoryMB    int64
 	MemoryMaxMB int64
 	// Env holds unevaluated env attributes; values may reference NOMAD_* variables.
@@ -371,13 +372,28 @@ func ParseJob(path, taskName string) (*Task, error) {
 	}
 	t.CPU, t.MemoryMB = DefaultCPU, DefaultMemoryMB
 	if rs := blocks(tb, "resources"); len(rs) > 0 {
-		if t.CPU, err = num(rs[0].Body, "cpu", DefaultCPU); err != nil {
+		rb := rs[0].Body
+		if t.Cores, err = num(rb, "cores", 0); err != nil {
 			return nil, err
 		}
-		if t.MemoryMB, err = num(rs[0].Body, "memory", DefaultMemoryMB); err != nil {
+		_, hasCPU := rb.Attributes["cpu"]
+		switch {
+		case t.Cores < 0:
+			return nil, fmt.Errorf("task %q: resources.cores = %d must not be negative", taskName, t.Cores)
+		case t.Cores > 0 && hasCPU:
+			// Nomad's job validation: a task asks for cpu or cores, not both
+			return nil, fmt.Errorf("task %q: resources: ask for cpu or cores, not both", taskName)
+		case t.Cores > 0:
+			t.CPU = 0 // the client derives the shares from the reserved cores
+		default:
+			if t.CPU, err = num(rb, "cpu", DefaultCPU); err != nil {
+				return nil, err
+			}
+		}
+		if t.MemoryMB, err = num(rb, "memory", DefaultMemoryMB); err != nil {
 			return nil, err
 		}
-		if t.MemoryMaxMB, err = num(rs[0].Body, "memory_max", 0); err != nil {
+		if t.MemoryMaxMB, err = num(rb, "memory_max", 0); err != nil {
 			return nil, err
 		}
 	}

@@ -198,3 +198,36 @@ func TestExampleBridgeNetwork(t *testing.T) {
 		t.Fatalf("hello has no network block: %+v", hello.Network)
 	}
 }
+
+func TestResourcesCores(t *testing.T) {
+	job := func(resources string) string {
+		return write(t, `job "j" {
+  group "g" {
+    task "t" {
+      driver = "d"
+      resources {
+        `+resources+`
+      }
+    }
+  }
+}`)
+	}
+	task, err := ParseJob(job("cores = 2\nmemory = 64"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Cores != 2 || task.CPU != 0 || task.MemoryMB != 64 {
+		t.Fatalf("cores/cpu/memory = %d %d %d", task.Cores, task.CPU, task.MemoryMB)
+	}
+	if task, err = ParseJob(job("memory = 64"), "t"); err != nil || task.Cores != 0 || task.CPU != DefaultCPU {
+		t.Fatalf("no cores: %+v %v", task, err)
+	}
+	for src, want := range map[string]string{
+		"cores = 1\ncpu = 500": "cpu or cores, not both",
+		"cores = -1":           "resources.cores = -1",
+	} {
+		if _, err := ParseJob(job(src), "t"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", src, err, want)
+		}
+	}
+}
