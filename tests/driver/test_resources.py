@@ -5,6 +5,7 @@ memory_max (-1 = no hard limit), reserved cores as the cpuset, pids_limit."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import cgroups
 import pytest
@@ -77,15 +78,30 @@ def test_memory_max_minus_one_means_no_hard_limit(running) -> None:
     assert cgroups.memory_limits(pid) == (32 * MIB, None)
 
 
+def online_cpus() -> list[int]:
+    """The host's online CPU ids, from the kernel's list format ("0-3,6")."""
+    out: list[int] = []
+    for part in Path("/sys/devices/system/cpu/online").read_text().strip().split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def test_reserved_cores_are_the_cpuset(running) -> None:
-    # Nomad passes `resources { cores = 1 }` as the reserved cores' list
+    # Nomad passes `resources { cores = 1 }` as the reserved cores' list. Reserve the
+    # highest core: an unrestricted task (all cores) or core 0 would not match it.
+    online = online_cpus()
+    if len(online) < 2:
+        pytest.skip("one online CPU: a reserved core looks like no reservation")
+    core = str(online[-1])
+
     def cores(task: driver_pb2.TaskConfig) -> None:
-        task.resources.linux_resources.cpuset_cpus = "0"
+        task.resources.linux_resources.cpuset_cpus = core
 
     pid, _ = running(cores)
-    assert cgroups.cpuset_cpus(pid) == "0"
+    assert cgroups.cpuset_cpus(pid) == core
     with open(f"/proc/{pid}/status") as f:
-        assert "Cpus_allowed_list:\t0\n" in f.read()
+        assert f"Cpus_allowed_list:\t{core}\n" in f.read()
 
 
 def test_pids_limit_in_the_cgroup(running) -> None:

@@ -35,7 +35,11 @@ from nomad_ctr.driver.config import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "driver"))
 
+import cgroups
 import harness as nh
+
+from nomad_ctr import Client
+from nomad_ctr.driver.state import decode_state
 
 pytestmark = pytest.mark.driver
 
@@ -504,6 +508,66 @@ def test_oom_kill_reported(stack_agent: Path, stack: Any, tmp_path: Path) -> Non
     )
     data = run_example(stack_agent, job, "hog", tmp_path)
     assert data["result"]["exit_code"] == 137 and data["result"]["oom_killed"] is True, data["result"]
+
+
+def _online_cpus() -> list[int]:
+    """The host's online CPU ids, from the kernel's list format ("0-3,6")."""
+    out: list[int] = []
+    for part in Path("/sys/devices/system/cpu/online").read_text().strip().split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+@pytest.mark.integration
+def test_reserved_cores_are_the_cpuset(stack_agent: Path, stack: Any, tmp_path: Path) -> None:
+    # resources { cores = 1 }: the harness reserves the highest online core, as the
+    # client passes it (LinuxResources.cpuset_cpus); on more than one CPU that is not
+    # core 0 and not the unrestricted set, so a driver ignoring it fails here
+    online = _online_cpus()
+    if len(online) < 2:
+        pytest.skip("one online CPU: a reserved core looks like no reservation")
+    want = str(online[-1])
+    script = "grep Cpus_allowed_list /proc/self/status; echo cores=$NOMAD_CPU_CORES; echo ready; sleep 300"
+    job = nh.write_job(
+        tmp_path / "cores.nomad", image=f"{stack.registry}/nomad-ctr/plain:latest", task="pinned",
+        cores=1, config={"command": "sh", "args": ["-c", script]},
+    )
+    assert "cores = 1" in job.read_text() and "cpu =" not in job.read_text()
+    with nh.Session(stack_agent) as s:
+        s.launch()
+        task = s.start(job, "pinned", alloc_root=str(tmp_path / "allocs"))["task"]
+        tid = task["task_id"]
+        try:
+            assert task["cpuset_cpus"] == want
+            deadline = time.monotonic() + 60
+            while "ready" not in (out := s.call("logs", task_id=tid)["stdout"]):
+                assert time.monotonic() < deadline, out
+                time.sleep(0.2)
+            # inside the container: the task's own process and an exec'd one
+            assert f"Cpus_allowed_list:\t{want}\n" in out, out
+            assert f"cores={want}\n" in out, out
+            ans = s.call("exec", task_id=tid, command=["grep", "Cpus_allowed_list", "/proc/self/status"])
+            assert ans["stdout"].split() == ["Cpus_allowed_list:", want], ans
+            # on the host: the container's cpuset cgroup (v1 cpuset.cpus, v2 .effective)
+            state = decode_state(base64.b64decode(task["handle"]["driver_state"]))
+            with Client(stack.containerd_address, namespace=state.namespace) as c:
+                pid = c.containers.get(state.container_id).status().pid
+            assert cgroups.read(pid, "cpuset", "cpuset.cpus", "cpuset.cpus.effective") == want
+        finally:
+            s.call("destroy", task_id=tid)
+
+
+@pytest.mark.integration
+def test_more_cores_than_the_node_has_is_not_placed(stack_agent: Path, stack: Any, tmp_path: Path) -> None:
+    n = len(_online_cpus()) + 1
+    job = nh.write_job(
+        tmp_path / "greedy.nomad", image=f"{stack.registry}/nomad-ctr/plain:latest", task="greedy",
+        cores=n, config={"command": "true"},
+    )
+    res = nh.run_task(stack_agent, job, "greedy", alloc_root=tmp_path / "allocs")
+    assert res.returncode == 3 and res.data["stage"] == "resources", res.data
+    assert f"resources.cores = {n}" in res.data["error"]
 
 
 @pytest.mark.integration
