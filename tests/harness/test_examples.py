@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import re
 import subprocess
 import sys
@@ -478,11 +479,97 @@ def test_auth_pulls_the_private_image(stack_agent: Path, stack: Any, tmp_path: P
 
 
 @pytest.mark.integration
-def test_auth_placeholder_is_refused(stack_agent: Path, tmp_path: Path) -> None:
+def test_auth_placeholder_is_refused(stack_agent: Path, stack: Any, tmp_path: Path) -> None:
     res = nh.run_task(stack_agent, EXAMPLES / "auth.nomad", "auth", alloc_root=tmp_path / "allocs")
     assert res.returncode == 3 and res.data["stage"] == "start_task"
     assert "pull access denied" in res.data["error"]
-    assert AUTH_PLACEHOLDER not in res.data["error"] + res.stderr
+    told = _driver_said(res)
+    assert AUTH_PLACEHOLDER not in told
+    assert stack.registry_password not in told
+
+
+def _driver_said(res: nh.HarnessResult) -> str:
+    """The error, task and plugin events and the plugin's logs (harness stderr);
+    not `task`, where the harness echoes the config it sent."""
+    return json.dumps({k: v for k, v in res.data.items() if k != "task"}) + res.stderr
+
+
+def _containerd_holds(address: str, ns: str) -> dict[str, list[str]]:
+    """Everything a start can leave in a namespace: containers, tasks, images, leases,
+    active ingests, blobs, snapshots."""
+    def listing(*args: str) -> str:
+        done = _ctr(address, "-n", ns, *args)
+        assert done.returncode == 0, done.stderr  # an empty answer must mean empty
+        return done.stdout
+
+    def ids(*args: str) -> list[str]:
+        return listing(*args, "-q").split()
+
+    def rows(*args: str) -> list[str]:  # listings without -q: drop the header line
+        return [ln.split()[0] for ln in listing(*args).splitlines()[1:] if ln.strip()]
+
+    return {
+        "containers": ids("containers", "ls"),
+        "tasks": rows("tasks", "ls"),
+        "images": ids("images", "ls"),
+        "leases": ids("leases", "ls"),
+        "active": rows("content", "active"),
+        "content": ids("content", "ls"),
+        "snapshots": rows("snapshots", "ls"),
+    }
+
+
+@pytest.fixture
+def fresh_agent(stack: Any, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """(agent config, namespace): a containerd namespace of the test's own, so that
+    'nothing left' is not blurred by other tests; removed afterwards."""
+    ns = f"nctr-pull-{uuid.uuid4().hex[:8]}"
+    yield nh.write_agent_config(tmp_path / "agent.hcl", address=stack.containerd_address, namespace=ns), ns
+    address = stack.containerd_address
+    for cid in _ctr(address, "-n", ns, "containers", "ls", "-q").stdout.split():
+        _ctr(address, "-n", ns, "tasks", "rm", "-f", cid)
+        _ctr(address, "-n", ns, "containers", "rm", cid)
+    for ref in _ctr(address, "-n", ns, "images", "ls", "-q").stdout.split():
+        _ctr(address, "-n", ns, "images", "rm", ref)
+    for _ in range(20):
+        if _ctr(address, "namespaces", "remove", ns).returncode == 0 or ns not in _ctr(
+            address, "namespaces", "ls", "-q"
+        ).stdout.split():
+            break
+        time.sleep(0.5)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("credentials", ["none", "wrong"])
+def test_auth_private_image_refused_without_the_right_credentials(
+    fresh_agent: tuple[Path, str], stack: Any, tmp_path: Path, credentials: str
+) -> None:
+    # issue 4 scenario 9, failing half: no auth block anywhere (job or agent), or a
+    # wrong password that contains the real one (so echoing it would show the secret)
+    agent, ns = fresh_agent
+    assert not re.search(r"\bauth\s*[{=]", agent.read_text())  # no driver-level auth
+    private = f"{stack.private_registry}/nomad-ctr/private:latest"
+    auth_hcl = ""
+    if credentials == "wrong":
+        auth_hcl = (
+            f"auth {{\n  username = {json.dumps(stack.registry_user)}\n"
+            f"  password = {json.dumps('wrong-' + stack.registry_password)}\n}}"
+        )
+    job = nh.write_job(
+        tmp_path / "private.nomad", image=private, task="private",
+        config={"command": "/bin/sh", "args": ["-c", "echo must not run"]}, config_hcl=auth_hcl,
+    )
+    assert bool(re.search(r"\bauth\s*[{=]", job.read_text())) == (credentials == "wrong")
+
+    res = nh.run_task(agent, job, "private", alloc_root=tmp_path / "allocs")
+    assert res.returncode == 3, res.data
+    assert res.data["stage"] == "start_task" and res.data["grpc_code"] == "FailedPrecondition", res.data
+    assert res.data["recoverable"] is False  # retrying the same credentials cannot help
+    assert f"pull access denied for {private}: " in res.data["error"], res.data["error"]
+    assert stack.registry_password not in _driver_said(res)
+    assert _containerd_holds(stack.containerd_address, ns) == {
+        k: [] for k in ("containers", "tasks", "images", "leases", "active", "content", "snapshots")
+    }
 
 
 # --- beyond the examples: env, user, OOM and pids_limit through the harness ---------------
