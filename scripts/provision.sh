@@ -31,6 +31,7 @@ declare -A NEED=(
     [iptables]=/usr/sbin/iptables
     [iproute2]=/usr/sbin/ip
     [curl]=/usr/bin/curl
+    [shellcheck]=/usr/bin/shellcheck  # the tests lint our shell scripts with it
 )
 
 missing=()

@@ -16,11 +16,8 @@ from nomad_ctr.localrun import load_agent
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = [
-    REPO / "scripts" / "vagrant-provision.sh",
-    REPO / "scripts" / "demo.sh",
-    REPO / "tests" / "arm64" / "provision.sh",
-]
+# every shell script we ship or run in CI
+SCRIPTS = sorted([*REPO.glob("scripts/*.sh"), REPO / ".ci" / "run", *REPO.glob("tests/**/*.sh")])
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

@@ -16,7 +16,8 @@ done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-export PATH="$PATH:/usr/local/go/bin:$(/usr/local/go/bin/go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
+gopath=$(/usr/local/go/bin/go env GOPATH 2>/dev/null || echo "$HOME/go")
+export PATH="$PATH:/usr/local/go/bin:$gopath/bin"
 
 MOD=github.com/nomad-ctr/nomad_ctr/tests/harness
 PROTOC_GEN_GO=google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
