@@ -59,8 +59,9 @@ MAX_STATS_INTERVAL = 3600.0
 MIN_STATS_INTERVAL = 0.1
 MAX_PIDS_LIMIT = 4_194_304  # the kernel's PID_MAX_LIMIT on 64-bit
 MAX_SHM_SIZE = 1 << 40
-MAX_ARG_LEN = 128 * 1024  # execve's per-string limit
-MAX_ARGV_TOTAL = 1024 * 1024
+MIN_SHM_SIZE = 1024  # containerd refuses a smaller /dev/shm at create
+MAX_ARG_LEN = 128 * 1024 - 1  # bytes: execve's per-string limit (MAX_ARG_STRLEN) counts the NUL
+MAX_ARGV_TOTAL = 1024 * 1024  # bytes of the whole command line, NULs included
 MAX_LIST_ITEMS = 1024
 
 _RUNTIME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9][a-z0-9_-]*){2,}")
@@ -95,7 +96,10 @@ _BIND_OPTIONS = frozenset(
 _TMPFS_OPTIONS = frozenset(
     {"ro", "rw", "nosuid", "noexec", "exec", "nodev", "noatime", "relatime", "strictatime"}
 )
-_TMPFS_KEYED = re.compile(r"(size|mode|uid|gid|nr_inodes)=([0-9]+[kKmMgG]?)")
+_TMPFS_KEYED = re.compile(r"(size|mode|uid|gid|nr_inodes)=(.*)", re.DOTALL)
+_TMPFS_AMOUNT = re.compile(r"([0-9]+)([kKmMgGtTpPeE%]?)")
+# the suffixes of the kernel's memparse(), which parses tmpfs' size and nr_inodes
+_MEMPARSE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
 _FORBIDDEN_TARGETS = ("/proc", "/sys")
 # resolved in the plugin's own process: a bind of these would hand out its open files
 _SELF_PATHS = ("/proc/self", "/proc/thread-self", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr")
@@ -124,7 +128,7 @@ class DriverConfig:
     namespace: str = DEFAULT_NAMESPACE
     insecure_registries: tuple[str, ...] = ()
     cni_bin_dir: str = DEFAULT_CNI_BIN_DIR
-    cni_conf_dir: str = DEFAULT_CNI_CONF_DIR
+    cni_conf_dir: str = DEFAULT_CNI_CONF_DIR  # an operator's nomad-ctr.conflist here is the driver's network
     bridge_subnet: ipaddress.IPv4Network = ipaddress.IPv4Network(DEFAULT_BRIDGE_SUBNET)
 
 
@@ -481,20 +485,34 @@ def _device(path: str, item: str) -> str:
 
 
 MAX_TMPFS_ID = 4_294_967_294  # (uid_t)-1 means "no change"
+MAX_TMPFS_AMOUNT = 1 << 40  # size in bytes, nr_inodes: far above any real need, below the kernel's caps
 
 
 def _check_tmpfs_value(scope: str, path: str, opt: str, key: str, value: str) -> None:
-    """size/nr_inodes 0 would mean unlimited; mode is octal; ids fit a uid_t."""
+    """size/nr_inodes 0 would mean unlimited; size=N% is of the host's RAM (as Linux
+    allows, for size only); mode is octal; ids fit a uid_t."""
     if key in ("size", "nr_inodes"):
-        amount = parse_size(value)
+        amount_match = _TMPFS_AMOUNT.fullmatch(value)
+        if amount_match is None:
+            also = ", or N% of the host's memory" if key == "size" else ""
+            raise ConfigError(scope, path, f"{key} must be a whole number with an optional k, m, g or t{also}", opt)
+        number, unit = amount_match.group(1), amount_match.group(2).lower()
+        big = len(number.lstrip("0")) > 24  # past any limit; do not build a huge int
+        if unit == "%":
+            if key != "size":
+                raise ConfigError(scope, path, "nr_inodes takes a number with an optional k, m, g or t, not %", opt)
+            if big or not 1 <= int(number) <= 100:
+                raise ConfigError(scope, path, "size in % of the host's memory must be from 1% to 100%", opt)
+            return
+        amount = MAX_TMPFS_AMOUNT + 1 if big else int(number) * _MEMPARSE[unit]
         if amount == 0:
             raise ConfigError(scope, path, f"{key}=0 would make the tmpfs unlimited", opt)
-        if key == "size" and amount > MAX_SHM_SIZE:
-            raise ConfigError(scope, path, "size must be at most 1T", opt)
+        if amount > MAX_TMPFS_AMOUNT:
+            raise ConfigError(scope, path, f"{key} must be at most 1T", opt)
     elif key == "mode":
-        if not value.isdigit() or set(value) - set("01234567") or int(value, 8) > 0o7777:
+        if not value.isdigit() or set(value) - set("01234567") or len(value) > 8 or int(value, 8) > 0o7777:
             raise ConfigError(scope, path, "mode must be octal, at most 7777", opt)
-    elif not value.isdigit() or int(value) > MAX_TMPFS_ID:
+    elif not value.isdigit() or len(value) > 12 or int(value) > MAX_TMPFS_ID:
         raise ConfigError(scope, path, f"{key} must be a number from 0 to {MAX_TMPFS_ID}", opt)
 
 
@@ -547,11 +565,13 @@ def parse_task_config(data: bytes) -> TaskConfig:
     if command == "":
         command = None
     argv = [*(entrypoint or ()), *([command] if command else []), *args]
-    for i, a in enumerate(argv):
-        if len(a) > MAX_ARG_LEN:
-            raise f.fail("args", f"element {i} is longer than {MAX_ARG_LEN} bytes", a)
-    if sum(len(a) + 1 for a in argv) > MAX_ARGV_TOTAL:
-        raise f.fail("args", "command line is longer than 1 MiB", show_value=False)
+    sizes = [len(a.encode("utf-8", "surrogatepass")) for a in argv]  # execve counts bytes
+    for i, (a, n) in enumerate(zip(argv, sizes)):
+        if n > MAX_ARG_LEN:
+            raise f.fail("args", f"element {i} is {n} bytes in UTF-8, more than {MAX_ARG_LEN}", a)
+    if sum(n + 1 for n in sizes) > MAX_ARGV_TOTAL:
+        raise f.fail("args", "command line is longer than 1 MiB (UTF-8 bytes, one NUL per element)",
+                     show_value=False)
 
     cwd = f.text("cwd") or None
     if cwd is not None:
@@ -579,8 +599,8 @@ def parse_task_config(data: bytes) -> TaskConfig:
             shm_size = parse_size(shm_text)
         except ValueError as exc:
             raise f.fail("shm_size", str(exc), shm_text) from None
-        if not 0 < shm_size <= MAX_SHM_SIZE:
-            raise f.fail("shm_size", "must be more than 0 and at most 1T", shm_text)
+        if not MIN_SHM_SIZE <= shm_size <= MAX_SHM_SIZE:
+            raise f.fail("shm_size", "must be at least 1k (1024 bytes) and at most 1T", shm_text)
 
     host_network = f.flag("host_network", False)
     mounts_raw = f.raw("mounts") or ()

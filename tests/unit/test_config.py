@@ -245,8 +245,11 @@ def test_numbers_from_other_forms() -> None:
         ({"pids_limit": float("inf")}, "pids_limit: Infinity must be a whole number"),
         ({"shm_size": "-1g"}, 'shm_size: "-1g" is not a size (e.g. "64k", "128m", "1g" or a number of bytes)'),
         ({"shm_size": "1e20"}, 'shm_size: "1e20" is not a size'),
-        ({"shm_size": "99999T"}, 'shm_size: "99999T" must be more than 0 and at most 1T'),
-        ({"shm_size": "0"}, 'shm_size: "0" must be more than 0 and at most 1T'),
+        ({"shm_size": "99999T"}, 'shm_size: "99999T" must be at least 1k (1024 bytes) and at most 1T'),
+        ({"shm_size": "0"}, 'shm_size: "0" must be at least 1k (1024 bytes) and at most 1T'),
+        ({"shm_size": "512"}, 'shm_size: "512" must be at least 1k (1024 bytes) and at most 1T'),
+        ({"shm_size": "1023b"}, 'shm_size: "1023b" must be at least 1k'),
+        ({"shm_size": "0.5k"}, 'shm_size: "0.5k" must be at least 1k'),
         ({"image_pull_timeout": "-5m"}, 'image_pull_timeout: "-5m" must not be signed (use e.g. "5m")'),
         ({"image_pull_timeout": "0s"}, 'image_pull_timeout: "0s" must be positive'),
         ({"image_pull_timeout": "5"}, 'image_pull_timeout: "5" is not a duration (e.g. "30s", "5m", "1h30m")'),
@@ -256,7 +259,11 @@ def test_numbers_from_other_forms() -> None:
         ({"image_pull_timeout": "100000h"}, 'image_pull_timeout: "100000h" must be at most 24h'),
         ({"entrypoint": []}, "entrypoint: [] must not be an empty list"),
         ({"args": ["a\x00b"]}, 'args[0]: "a\\x00b" must not contain a NUL character'),
-        ({"args": ["x" * (200 * 1024)]}, "args: "),
+        ({"args": ["x" * (200 * 1024)]}, "element 0 is 204800 bytes in UTF-8, more than 131071"),
+        ({"args": ["x" * 131072]}, "element 0 is 131072 bytes in UTF-8, more than 131071"),
+        # characters are not bytes: 70000 two-byte characters are over the limit
+        ({"args": ["ok", "\u00e9" * 70000]}, "args: \"" + "\u00e9" * 80 + "\"... element 1 is 140000 bytes in UTF-8"),
+        ({"args": ["\u00e9" * 60000] * 10}, "args: command line is longer than 1 MiB (UTF-8 bytes, one NUL per element)"),
         ({"cwd": "srv"}, 'cwd: "srv" must be an absolute path'),
         ({"pid_mode": "container:x"}, 'pid_mode: "container:x" must be "host" or unset'),
         ({"hostname": "h" * 64}, "must be a host name of at most 63 characters"),
@@ -293,6 +300,25 @@ def test_numbers_from_other_forms() -> None:
         ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=0"]}]},
          'mounts[0].options[0]: "size=0" size=0 would make the tmpfs unlimited'),
         ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=99999g"]}]}, "size must be at most 1T"),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=2T"]}]},
+         'mounts[0].options[0]: "size=2T" size must be at most 1T'),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=2t"]}]}, '"size=2t" size must be at most 1T'),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=1p"]}]}, '"size=1p" size must be at most 1T'),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=" + "9" * 5000]}]}, "size must be at most 1T"),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["nr_inodes=2t"]}]}, "nr_inodes must be at most 1T"),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=0%"]}]},
+         '"size=0%" size in % of the host\'s memory must be from 1% to 100%'),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=101%"]}]}, "must be from 1% to 100%"),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["nr_inodes=5%"]}]},
+         '"nr_inodes=5%" nr_inodes takes a number with an optional k, m, g or t, not %'),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=1.5g"]}]},
+         '"size=1.5g" size must be a whole number with an optional k, m, g or t, or N% of the host\'s memory'),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size=12x"]}]}, "size must be a whole number"),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["size="]}]}, "size must be a whole number"),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["nr_inodes=1kb"]}]},
+         '"nr_inodes=1kb" nr_inodes must be a whole number with an optional k, m, g or t'),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["mode=" + "7" * 5000]}]}, "mode must be octal"),
+        ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["uid=" + "1" * 5000]}]}, "uid must be a number"),
         ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["nr_inodes=0"]}]}, "nr_inodes=0 would make"),
         ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["mode=999"]}]}, '"mode=999" mode must be octal'),
         ({"mounts": [{"type": "tmpfs", "target": "/a", "options": ["mode=17777"]}]}, "mode must be octal, at most 7777"),
@@ -492,3 +518,27 @@ def test_sysctl_shapes() -> None:
     with pytest.raises(ConfigError) as err:
         parse_task_config(msgpack.packb({"image": "x", "sysctl": {"net.core.somaxconn": True}}))
     assert str(err.value) == "invalid task config: sysctl.net.core.somaxconn: true must be a string"
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["size=1t", "size=1T", "size=1024g", "size=64M", "size=50%", "size=100%", "size=1%", "nr_inodes=10k",
+     "nr_inodes=1t", "mode=1777", "uid=1000"],
+)
+def test_tmpfs_amounts_the_kernel_takes(option: str) -> None:
+    """tmpfs' own syntax (the kernel's memparse suffixes, and % of RAM for size)."""
+    cfg = task(mounts=[{"type": "tmpfs", "target": "/a", "options": [option]}])
+    assert cfg.mounts[0].options == (option,)
+
+
+@pytest.mark.parametrize("text, size", [("1024", 1024), ("1k", 1024), ("1536", 1536), ("1T", 1 << 40)])
+def test_shm_size_bounds_accepted(text: str, size: int) -> None:
+    assert task(shm_size=text).shm_size == size
+
+
+def test_args_limits_count_utf8_bytes() -> None:
+    assert task(args=["x" * 131071]).args == ("x" * 131071,)  # + NUL = execve's 128 KiB
+    assert task(args=["\u00e9" * 65535]).args[0] == "\u00e9" * 65535  # 131070 bytes
+    full = ["x" * 100_000] * 10 + ["y" * (1024 * 1024 - 10 * 100_001 - 1)]  # 1 MiB with the NULs
+    assert len(task(args=full).args) == 11
+    assert "longer than 1 MiB" in task_error(args=[*full[:-1], full[-1] + "z"])
