@@ -9,6 +9,7 @@ can still be undone.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .cni import (
     CNIResult,
     CNIRuntime,
     parse_result,
+    validate_conflist,
     validate_container_id,
     validate_ifname,
 )
@@ -81,24 +83,30 @@ def setup_network(
     ports: Iterable[PortMapping] = (),
     config: BridgeConfig | None = None,
     ifname: str = "eth0",
+    conflist: Mapping[str, Any] | None = None,
 ) -> NetworkAttachment:
     """Attach the namespace at ``netns_path`` to the bridge network.
 
     ``container_id`` names the attachment (CNI_CONTAINERID, IPAM reservation,
     iptables comments, state file); use the containerd container ID. On any
     failure everything done so far is undone before the error is raised.
-    Raises ValueError for bad arguments, NetError/CNIError otherwise.
+    ``conflist``: a network list to use instead of ``build_conflist(config)``
+    (an operator's own); ``config`` then only gives the plugin and state dirs
+    and the timeout. Raises ValueError for bad arguments, NetError/CNIError otherwise.
     """
     config = config or BridgeConfig()
     validate_container_id(container_id)
     validate_ifname(ifname)
+    if conflist is not None:
+        validate_conflist(conflist)
+        conflist = json.loads(json.dumps(conflist))  # our own copy, as stored
     ports = tuple(check_unique(ports))
     path = str(netns_path)
     if not os.path.isabs(path):
         raise ValueError(f"netns_path: must be absolute: {path!r}")
     with ContainerLock(config.state_dir, container_id) as lock:
         try:
-            return _setup_locked(container_id, path, ports, config, ifname)
+            return _setup_locked(container_id, path, ports, config, ifname, conflist)
         except BaseException:
             # Rolled back completely: nothing is recorded, drop the lock file.
             lock.remove = not state_path(config.state_dir, container_id).exists()
@@ -111,6 +119,7 @@ def _setup_locked(
     ports: tuple[PortMapping, ...],
     config: BridgeConfig,
     ifname: str,
+    custom: dict[str, Any] | None,
 ) -> NetworkAttachment:
     if not netns_exists(path):
         raise NetError(f"netns_path: no network namespace at {path!r}")
@@ -123,14 +132,14 @@ def _setup_locked(
                 f"{old.get('network_name')!r}; tear it down first"
             )
         _teardown_locked(container_id, config, None)  # a crash left a half ADD
-    conflist = build_conflist(config)
+    conflist = custom if custom is not None else build_conflist(config)
     rc = runtime_config(ports)
     state: dict[str, Any] = {
         "version": STATE_VERSION,
         "container_id": container_id,
         "netns_path": path,
         "ifname": ifname,
-        "network_name": config.network_name,
+        "network_name": conflist["name"],
         "plugin_dirs": [str(d) for d in config.plugin_dirs],
         "conflist": conflist,
         "runtime_config": rc,
@@ -143,7 +152,7 @@ def _setup_locked(
         result = runtime.add(
             conflist, container_id=container_id, netns=path, ifname=ifname, runtime_config=rc
         )
-        attachment = _attachment(container_id, path, config.network_name, ifname, result, ports)
+        attachment = _attachment(container_id, path, conflist["name"], ifname, result, ports)
         state["result"] = dict(result.raw)
         state["complete"] = True
         write_state(state_file, state)

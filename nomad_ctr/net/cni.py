@@ -32,6 +32,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The CNI spec's rules for container IDs and interface names.
 _CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _IFNAME_BAD = re.compile(r"[/:\s]")
+_NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _CNI_VERSIONS_WITH_PREV_RESULT = ("0.4.0", "1.0.0", "1.1.0")
 
 
@@ -156,6 +157,11 @@ def validate_conflist(conflist: Mapping[str, Any]) -> None:
     for key in ("cniVersion", "name"):
         if not isinstance(conflist.get(key), str) or not conflist[key]:
             raise ValueError(f"conflist.{key}: missing or empty: {conflist.get(key)!r}")
+    if not _NETWORK_NAME_RE.match(conflist["name"]):
+        # the spec's rule; plugins use the name in paths (IPAM dataDir) and rule comments
+        raise ValueError(
+            f"conflist.name: letters, digits, '_', '.', '-' (at most 100): {conflist['name']!r}"
+        )
     plugins = conflist.get("plugins")
     if not isinstance(plugins, list) or not plugins:
         raise ValueError(f"conflist.plugins: expected a non-empty list: {plugins!r}")

@@ -7,7 +7,8 @@ containerd as the container's netns path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .attach import NetworkAttachment, load_attachment, setup_network, teardown_network
 from .bridge import BridgeConfig
@@ -43,8 +44,10 @@ def create_sandbox(
     *,
     ports: Iterable[PortMapping] = (),
     config: BridgeConfig | None = None,
+    conflist: Mapping[str, Any] | None = None,
 ) -> NetworkAttachment:
-    """Create /var/run/netns/nomad-ctr-<id> and attach it to the bridge network.
+    """Create /var/run/netns/nomad-ctr-<id> and attach it to the bridge network
+    (or to ``conflist``'s network, see :func:`setup_network`).
 
     ``container_id`` must be unique on the host (see :func:`attachment_id`).
     On failure the namespace is removed again before the error is raised. If
@@ -52,7 +55,7 @@ def create_sandbox(
     """
     path = create_netns(netns_name_for(container_id))
     try:
-        return setup_network(container_id, path, ports=ports, config=config)
+        return setup_network(container_id, path, ports=ports, config=config, conflist=conflist)
     except BaseException:
         delete_netns(path)
         raise
