@@ -12,6 +12,15 @@ Outside the host netns we generate hosts (the container's hostname, its address 
 the job's extra_hosts), hostname, and resolv.conf (the job's DNS config, or a
 filtered copy of the host's when host_dns is true) into a driver-owned directory.
 
+check_network() checks everything the step will use that is known before the pull
+(DNS values, port mappings, Nomad's hosts config, the operator's network list in
+cni_conf_dir) and says which /etc files the task will get; StartTask calls it in its
+parse step, so bad values fail before anything is created.
+
+The driver's own network is the operator's `<cni_conf_dir>/nomad-ctr.conflist` when
+that file exists, else bridge + portmap generated from bridge_subnet (never written
+to disk: a written copy would pin the subnet; each task's list is in its state file).
+
 The driver's CNI network is keyed by attachment_id(containerd namespace, container
 id); nomad_ctr.net records what teardown needs in a state file, so
 release_network() works after a plugin restart from that id alone.
@@ -19,27 +28,38 @@ release_network() works after a plugin restart from that id alone.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import ipaddress
+import json
 import logging
 import os
 import shutil
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from nomad_ctr import net
 from nomad_ctr._pb import driver_pb2
 from nomad_ctr.driver.config import ConfigError, DriverConfig, TaskConfig
 from nomad_ctr.driver.specbuild import NetPlan, default_task_hostname, task_dir
-from nomad_ctr.net import build_resolv_conf, parse_extra_host, write_etc_files
+from nomad_ctr.net import parse_extra_host, write_etc_files
+from nomad_ctr.net.cni import validate_conflist
 from nomad_ctr.net.files import write_in_place
+from nomad_ctr.net.ports import check_unique
+from nomad_ctr.net.resolvconf import validate_nameserver, validate_option, validate_search
 
 __all__ = [
     "DRIVER_NET_STATE_DIR",
     "HOST_ETC_MOUNTS",
+    "OPERATOR_CONFLIST",
+    "NetCheck",
     "TaskNetPlan",
     "bridge_config",
+    "check_network",
     "etc_dir_for",
+    "operator_conflist",
     "network_override",
     "plan_network",
     "release_network",
@@ -55,6 +75,8 @@ ETC_DIR_NAME = "containerd-driver-etc"  # in the task dir, which the container c
 # under /run, like the namespaces it describes, so a reboot clears both.
 DRIVER_NET_STATE_DIR = Path("/run/nomad-ctr/driver/net")
 PORT_PROTOCOLS = ("tcp", "udp")  # Nomad's bridge mode maps both for every port
+OPERATOR_CONFLIST = "nomad-ctr.conflist"  # in cni_conf_dir: the operator's network for the driver
+MAX_CONFLIST_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -120,27 +142,169 @@ def remove_etc_dir(path: str) -> None:
         os.unlink(path)
 
 
-def _port_mappings(task: driver_pb2.TaskConfig) -> tuple[list[net.PortMapping], dict[str, int]]:
+def _port_mappings(task: driver_pb2.TaskConfig) -> tuple[tuple[net.PortMapping, ...], dict[str, int]]:
     mappings: list[net.PortMapping] = []
     port_map: dict[str, int] = {}
     for i, p in enumerate(task.resources.ports):
         to = p.to if p.to > 0 else p.value  # to = 0: same port; -1: Nomad's "same as host"
+        name = f"resources.ports[{i}] ({p.label})"
         try:
             for proto in PORT_PROTOCOLS:
                 mappings.append(net.PortMapping(p.value, to, proto, p.host_ip))
+            check_unique(mappings)
         except ValueError as exc:
-            raise ConfigError("task", f"resources.ports[{i}] ({p.label})", str(exc)) from None
+            raise ConfigError("task", name, str(exc)) from None
         if p.label:
             port_map[p.label] = to
-    return mappings, port_map
+    return tuple(mappings), port_map
+
+
+def _dns(task: driver_pb2.TaskConfig) -> net.ResolvConf | None:
+    """Nomad's DNS config (None when it sends none), each value checked and named."""
+    if not task.HasField("dns") or not (task.dns.servers or task.dns.searches or task.dns.options):
+        return None
+    rules = (
+        ("servers", task.dns.servers, validate_nameserver, "is not an IPv4 or IPv6 address"),
+        ("searches", task.dns.searches, validate_search, "is not a domain name"),
+        ("options", task.dns.options, validate_option, 'is not a resolv.conf option ("name" or "name:number")'),
+    )
+    checked: dict[str, tuple[str, ...]] = {}
+    for name, values, check, rule in rules:
+        out = []
+        for i, value in enumerate(values):
+            try:
+                out.append(check(value))
+            except ValueError:
+                raise ConfigError("task", f"dns.{name}[{i}]", rule, value) from None
+        checked[name] = tuple(out)
+    return net.ResolvConf(checked["servers"], checked["searches"], checked["options"])
+
+
+def _read_limited(path: str) -> bytes | None:
+    """The file's bytes; None when it does not exist. Never blocks on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            raise _conflist_error(os.path.dirname(path), "is not a directory") from None
+        raise _conflist_error(path, f"cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _conflist_error(path, "is not a regular file")
+        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+            # its plugins run as root with whatever config it holds
+            raise _conflist_error(path, "may be changed by other users than root (want owner root, mode 644)")
+        chunks, size = [], 0
+        while size <= MAX_CONFLIST_BYTES and (chunk := os.read(fd, MAX_CONFLIST_BYTES + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise _conflist_error(path, f"cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFLIST_BYTES:
+        raise _conflist_error(path, "is larger than 1 MiB")
+    return data
+
+
+def _conflist_error(path: str, rule: str) -> ConfigError:
+    # the path is shown whole (not cut like values): its file name is the point
+    return ConfigError("driver", "cni_conf_dir", f"{json.dumps(path)} {rule}")
+
+
+def operator_conflist(driver: DriverConfig | None) -> tuple[str, dict[str, Any]] | None:
+    """(path, network list) of `<cni_conf_dir>/nomad-ctr.conflist`, or None when there is
+    no such file (the driver then generates its bridge network). A file that is there but
+    unusable is a ConfigError naming it: silently falling back would put tasks on a
+    network the operator did not choose."""
+    if driver is None:
+        return None
+    path = os.path.join(driver.cni_conf_dir, OPERATOR_CONFLIST)
+    data = _read_limited(path)
+    if data is None:
+        return None
+    try:
+        conflist = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _conflist_error(path, f"is not valid JSON ({exc})") from None
+    try:
+        validate_conflist(conflist)
+    except ValueError as exc:
+        raise _conflist_error(path, f"is not a CNI network list ({exc})") from None
+    return path, conflist
+
+
+@dataclass(frozen=True)
+class NetCheck:
+    """What the network step will do, worked out before anything is created."""
+
+    etc_targets: tuple[str, ...]  # the /etc files the driver mounts into the task
+    own_network: bool = False  # the task gets the driver's CNI network
+    ports: tuple[net.PortMapping, ...] = ()
+    port_map: dict[str, int] = field(default_factory=dict)
+    dns: net.ResolvConf | None = None  # Nomad's DNS config
+    conflist: dict[str, Any] | None = field(default=None, compare=False)  # the operator's, else generated
+
+    def dry_plan(self, host_network: bool) -> NetPlan:
+        """A plan for build_spec's validation: the /etc targets, no files yet."""
+        return NetPlan(host_network=host_network, etc_mounts=tuple((t, t) for t in self.etc_targets))
+
+
+def check_network(task: driver_pb2.TaskConfig, tc: TaskConfig, driver: DriverConfig | None = None) -> NetCheck:
+    """Check the network step's inputs (ConfigError names the field) and decide which
+    /etc files the task gets:
+    - host_network: /etc/hosts and /etc/resolv.conf (the host's; hostname, DNS ignored);
+    - otherwise /etc/hosts and /etc/hostname, plus /etc/resolv.conf when Nomad sends a
+      DNS config or host_dns is true."""
+    extras = []
+    for i, h in enumerate(tc.extra_hosts):
+        try:
+            extras.append(parse_extra_host(f"{h.host}:{h.ip}"))
+        except ValueError as exc:
+            raise ConfigError("task", f"extra_hosts[{i}]", str(exc)) from None
+    if tc.host_network:
+        return NetCheck(etc_targets=("/etc/hosts", "/etc/resolv.conf"))
+    dns = _dns(task)
+    targets = ("/etc/hosts", "/etc/hostname") + (("/etc/resolv.conf",) if dns or tc.host_dns else ())
+    spec = task.network_isolation_spec if task.HasField("network_isolation_spec") else None
+    mode = spec.mode if spec is not None else _Mode.HOST
+    if mode == _Mode.GROUP:
+        if not spec or not spec.path:
+            raise ConfigError("task", "network_isolation_spec.path", "is empty for a group network")
+        if spec.HasField("hostsConfig"):
+            hosts = spec.hostsConfig
+            if hosts.hostname and not tc.hostname and not net.is_valid_hostname(hosts.hostname):
+                raise ConfigError("task", "network_isolation_spec.hostsConfig.hostname", "is not a host name",
+                                  hosts.hostname)
+            if hosts.address:
+                try:
+                    ipaddress.ip_address(hosts.address)
+                except ValueError:
+                    raise ConfigError("task", "network_isolation_spec.hostsConfig.address",
+                                      "is not an IP address", hosts.address) from None
+        return NetCheck(etc_targets=targets, dns=dns)
+    if mode == _Mode.NONE:
+        return NetCheck(etc_targets=targets, dns=dns)
+    ports, port_map = _port_mappings(task)
+    found = operator_conflist(driver)
+    conflist = None
+    if found is not None:
+        path, conflist = found
+        if ports and not any(isinstance(p.get("capabilities"), dict) and p["capabilities"].get("portMappings")
+                             for p in conflist["plugins"]):
+            raise _conflist_error(path, "has no plugin with the portMappings capability, so the task's "
+                                        "ports (resources.ports) cannot be published")
+    return NetCheck(etc_targets=targets, own_network=True, ports=ports, port_map=port_map, dns=dns,
+                    conflist=conflist)
 
 
 def _host_hosts_with_extras(etc_dir: str, tc: TaskConfig) -> str:
     """A copy of the host's /etc/hosts with the job's extra_hosts appended."""
-    try:
-        extras = [parse_extra_host(f"{h.host}:{h.ip}").line() for h in tc.extra_hosts]
-    except ValueError as exc:
-        raise ConfigError("task", "extra_hosts", str(exc)) from None
+    extras = [parse_extra_host(f"{h.host}:{h.ip}").line() for h in tc.extra_hosts]  # checked before
     with open("/etc/hosts", encoding="utf-8", errors="replace") as f:
         base = f.read()
     if base and not base.endswith("\n"):
@@ -150,21 +314,16 @@ def _host_hosts_with_extras(etc_dir: str, tc: TaskConfig) -> str:
     return path
 
 
-def _resolv(task: driver_pb2.TaskConfig, tc: TaskConfig) -> tuple[net.ResolvConf | None, bool]:
-    """(the job's DNS config or None for the filtered host copy, mount it at all)."""
-    if task.HasField("dns") and (task.dns.servers or task.dns.searches or task.dns.options):
-        try:
-            return build_resolv_conf(task.dns.servers, task.dns.searches, task.dns.options), True
-        except ValueError as exc:
-            raise ConfigError("task", "dns", str(exc)) from None
-    return None, tc.host_dns
-
-
 def plan_network(task: driver_pb2.TaskConfig, tc: TaskConfig, container_id: str, *,
-                 namespace: str = "", driver: DriverConfig | None = None) -> TaskNetPlan:
+                 namespace: str = "", driver: DriverConfig | None = None,
+                 checked: NetCheck | None = None) -> TaskNetPlan:
     """Decide the task's network and create what the driver owns (its netns, CNI
     attachment, /etc files). On failure everything made here is removed again.
-    Without `namespace` (validation, unit tests) no CNI network is set up."""
+    `checked`: check_network()'s result when the caller ran it already (StartTask
+    does, before the pull). Without `namespace` (validation, unit tests) no CNI
+    network is set up."""
+    if checked is None:
+        checked = check_network(task, tc, driver)
     spec = task.network_isolation_spec if task.HasField("network_isolation_spec") else None
     etc_dir = etc_dir_for(task, container_id)
     if tc.host_network:
@@ -180,16 +339,13 @@ def plan_network(task: driver_pb2.TaskConfig, tc: TaskConfig, container_id: str,
                            etc_mounts=((hosts, "/etc/hosts"), ("/etc/resolv.conf", "/etc/resolv.conf")))
 
     hostname = tc.hostname or default_task_hostname(task)
-    dns, mount_resolv = _resolv(task, tc)
     mode = spec.mode if spec is not None else _Mode.HOST
     netns_path: str | None = None
     ip: str | None = None
     net_id = own_netns = ""
     port_map: dict[str, int] = {}
     ipv6 = True
-    if mode == _Mode.GROUP:
-        if not spec or not spec.path:
-            raise ConfigError("task", "network_isolation_spec.path", "is empty for a group network")
+    if mode == _Mode.GROUP and spec is not None:
         netns_path = spec.path
         if spec.HasField("hostsConfig"):
             hostname = tc.hostname or spec.hostsConfig.hostname or hostname
@@ -198,12 +354,12 @@ def plan_network(task: driver_pb2.TaskConfig, tc: TaskConfig, container_id: str,
         own_netns = str(net.create_netns(net.netns_name_for(net.attachment_id(namespace, container_id)),
                                          exist_ok=True))
         netns_path = own_netns
-    elif namespace:
-        mappings, port_map = _port_mappings(task)
+    elif namespace and checked.own_network:
+        port_map = dict(checked.port_map)
         net_id = net.attachment_id(namespace, container_id)
         config = bridge_config(driver)
         net.destroy_sandbox(net_id, config=config)  # a crash may have left one behind
-        att = net.create_sandbox(net_id, ports=mappings, config=config)
+        att = net.create_sandbox(net_id, ports=checked.ports, config=config, conflist=checked.conflist)
         netns_path, ip, ipv6 = att.netns_path, att.ip, ":" in att.ip
 
     plan = TaskNetPlan(netns_path=netns_path, hostname=hostname, etc_dir=etc_dir, net_id=net_id,
@@ -215,16 +371,15 @@ def plan_network(task: driver_pb2.TaskConfig, tc: TaskConfig, container_id: str,
             hostname=hostname,
             ip=ip,
             extra_hosts=[f"{h.host}:{h.ip}" for h in tc.extra_hosts],
-            dns=dns,
+            dns=checked.dns,
             ipv6=ipv6 if net_id else True,
         )
     except BaseException:
         release_network(plan)
         raise
-    mounts = [(str(files.hosts), "/etc/hosts"), (str(files.hostname), "/etc/hostname")]
-    if mount_resolv:
-        mounts.append((str(files.resolv_conf), "/etc/resolv.conf"))
-    return replace(plan, etc_mounts=tuple(mounts))
+    by_target = {"/etc/hosts": str(files.hosts), "/etc/hostname": str(files.hostname),
+                 "/etc/resolv.conf": str(files.resolv_conf)}
+    return replace(plan, etc_mounts=tuple((by_target[t], t) for t in checked.etc_targets))
 
 
 def release_network(plan: NetPlan | None = None, *, etc_dir: str = "", net_id: str = "",

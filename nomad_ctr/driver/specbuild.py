@@ -105,6 +105,8 @@ def _inside(base: str, path: str) -> bool:
 def _resolve_source(task: driver_pb2.TaskConfig, index: int, m: MountConfig) -> str:
     source = m.source or ""
     if source.startswith("/"):
+        if not os.path.exists(source):  # else runc fails at start, after the pull
+            raise ConfigError("task", f"mounts[{index}].source", "does not exist on the host", source)
         return source
     base = os.path.realpath(task_dir(task))
     resolved = os.path.realpath(os.path.join(base, source))
@@ -183,6 +185,13 @@ def _check_seccomp_profile(path: str | None) -> None:
 
 
 def _devices(task: driver_pb2.TaskConfig, tc: TaskConfig) -> list[Device]:
+    for i, path in enumerate(tc.devices):  # else containerd refuses it at create, after the pull
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            raise ConfigError("task", f"devices[{i}]", f"cannot be used ({exc.strerror})", path) from None
+        if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+            raise ConfigError("task", f"devices[{i}]", "is not a device node", path)
     out = [Device(path) for path in tc.devices]
     for d in task.devices:
         out.append(Device(d.host_path, d.task_path or None, d.cgroup_permissions or "rwm"))
@@ -232,14 +241,16 @@ def _check_user_env(task: driver_pb2.TaskConfig) -> None:
 def _unique_targets(mounts: list[tuple[Mount, str]]) -> list[Mount]:
     """Refuse two mounts on one container path, naming the job's field that clashes."""
     driver_owned = "a path the driver mounts (alloc, local, secrets, /etc/hosts, /etc/resolv.conf, /etc/hostname)"
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}  # normalised target -> (job field or "", target as given)
     for m, name in mounts:
         target = os.path.normpath(m.destination)
         if target in seen:
-            first = seen[target]
-            field_name, other = (name, first or driver_owned) if name else (first or "mounts", driver_owned)
-            raise ConfigError("task", field_name, f"is already mounted by {other}", m.destination)
-        seen[target] = name
+            first, first_value = seen[target]
+            if name:
+                raise ConfigError("task", name, f"is already mounted by {first or driver_owned}", m.destination)
+            # a driver mount after the job's (the generated /etc files): show the job's value
+            raise ConfigError("task", first or "mounts", f"is already mounted by {driver_owned}", first_value)
+        seen[target] = (name, m.destination)
     return [m for m, _ in mounts]
 
 

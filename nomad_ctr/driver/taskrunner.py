@@ -2,7 +2,9 @@
 destroy. Errors are DriverErrors (errors.py) so the service maps them 1:1 to statuses.
 
 StartTask steps: parse -> image -> network -> spec -> task. Everything before the
-image step is pure validation (INVALID_ARGUMENT, nothing created). A failure after the
+image step is pure validation (INVALID_ARGUMENT, nothing created): the parse step also
+checks the network step's inputs (netplan.check_network) and the job's mounts against
+the /etc files the network step will mount. A failure after the
 container was created rolls back task, container, snapshot and generated files.
 """
 
@@ -44,15 +46,16 @@ from nomad_ctr.driver.events import TaskEvents
 from nomad_ctr.driver.exits import ExitWatcher, check_task, read_oom_counter
 from nomad_ctr.driver.handle import TaskHandle
 from nomad_ctr.driver.netplan import (
+    NetCheck,
     TaskNetPlan,
     bridge_config,
+    check_network,
     network_override,
     plan_network,
     release_network,
 )
 from nomad_ctr.driver.specbuild import (
     LABEL_PREFIX,
-    NetPlan,
     build_spec,
     container_id_for,
     task_labels,
@@ -124,14 +127,14 @@ class TaskRunner:
         if not self.store.reserve(task.id):
             raise FailedPrecondition(f"task with id {task.id!r} is already started")
         try:
-            tc, driver = self._step_parse(task)
+            tc, driver, checked = self._step_parse(task)
             client = self.conn.client()
             if not self.watcher.ensure_running():
                 raise Recoverable("containerd event stream is not available (is containerd up?)")
             image = self._step_image(task, tc, driver)
             cid = container_id_for(task.alloc_id, task.name)
             self._clear_leftover(cid)
-            net = self._step_network(task, tc, cid, client.namespace, driver)
+            net = self._step_network(task, tc, cid, client.namespace, driver, checked)
             try:
                 spec = build_spec(task, tc, driver, net)
                 handle = self._step_task(task, cid, image, spec, driver, net, client.namespace)
@@ -147,14 +150,16 @@ class TaskRunner:
                 raise err from None
             raise
 
-    def _step_parse(self, task: driver_pb2.TaskConfig) -> tuple[TaskConfig, DriverConfig]:
+    def _step_parse(self, task: driver_pb2.TaskConfig) -> tuple[TaskConfig, DriverConfig, NetCheck]:
         tc = parse_task_config(task.msgpack_driver_config)
         driver = self.conn.config
         if not driver.enabled:
             raise FailedPrecondition("the containerd-driver is disabled (enabled = false)", recoverable=False)
         check_task_allowed(tc, driver)
-        build_spec(task, tc, driver, NetPlan())  # validation only: mounts, user, limits
-        return tc, driver
+        checked = check_network(task, tc, driver)  # DNS, ports, cni_conf_dir's network list
+        # validation only: mounts (also against the /etc files to come), user, limits
+        build_spec(task, tc, driver, checked.dry_plan(tc.host_network))
+        return tc, driver, checked
 
     def _emit(self, task: driver_pb2.TaskConfig, message: str, **annotations: str) -> None:
         self.events.emit(task_id=task.id, alloc_id=task.alloc_id, task_name=task.name,
@@ -197,9 +202,9 @@ class TaskRunner:
         return image
 
     def _step_network(self, task: driver_pb2.TaskConfig, tc: TaskConfig, cid: str, namespace: str,
-                      driver: DriverConfig) -> TaskNetPlan:
+                      driver: DriverConfig, checked: NetCheck) -> TaskNetPlan:
         try:
-            return plan_network(task, tc, cid, namespace=namespace, driver=driver)
+            return plan_network(task, tc, cid, namespace=namespace, driver=driver, checked=checked)
         except (ConfigError, ValueError) as exc:
             raise InvalidArgument(str(exc)) from None
         except NetError as exc:

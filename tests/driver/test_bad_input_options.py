@@ -30,10 +30,12 @@ def mounts(**m: object) -> dict[str, object]:
     return {"mounts": [{"target": "/x", **m}]}
 
 
-# (option values, message after "invalid task config: ", setup on the alloc[, TaskConfig fields])
+# (option values, message after "invalid task config: ", setup on the alloc[, TaskConfig fields
+#  or a function that changes the TaskConfig])
 ROWS: list[tuple[Any, ...]] = [
     ({"shm_size": "12q"}, 'shm_size: "12q" is not a size (e.g. "64k", "128m", "1g" or a number of bytes)', None),
-    ({"shm_size": "2T"}, 'shm_size: "2T" must be more than 0 and at most 1T', None),
+    ({"shm_size": "2T"}, 'shm_size: "2T" must be at least 1k (1024 bytes) and at most 1T', None),
+    ({"shm_size": "512"}, 'shm_size: "512" must be at least 1k (1024 bytes) and at most 1T', None),
     ({"cap_add": ["CAP_FOO"]}, 'cap_add[0]: "CAP_FOO" is not a Linux capability (e.g. "NET_ADMIN")', None),
     ({"cap_drop": ["chown", "nope"]}, 'cap_drop[1]: "nope" is not a Linux capability (e.g. "NET_ADMIN")', None),
     ({"cap_add": ["ALL"]}, 'cap_add[0]: "ALL" is not allowed here (use privileged = true)', None),
@@ -51,6 +53,11 @@ ROWS: list[tuple[Any, ...]] = [
     (mounts(type="bind"), "mounts[0].source: is required for type bind", None),
     (mounts(type="tmpfs", options=["size=0"]), 'mounts[0].options[0]: "size=0" size=0 would make the tmpfs unlimited', None),
     (mounts(type="tmpfs", options=["mode=99"]), 'mounts[0].options[0]: "mode=99" mode must be octal, at most 7777', None),
+    (mounts(type="tmpfs", options=["size=2T"]), 'mounts[0].options[0]: "size=2T" size must be at most 1T', None),
+    (mounts(type="tmpfs", options=["size=0%"]),
+     'mounts[0].options[0]: "size=0%" size in % of the host\'s memory must be from 1% to 100%', None),
+    (mounts(type="tmpfs", options=["size=1.5g"]),
+     'mounts[0].options[0]: "size=1.5g" size must be a whole number with an optional k, m, g or t', None),
     ({"pid_mode": "container:x"}, 'pid_mode: "container:x" must be "host" or unset', None),
     ({"pid_mode": "private"}, 'pid_mode: "private" must be "host" or unset', None),
     ({"pids_limit": -1}, "pids_limit: -1 must be between 1 and 4194304", None),
@@ -66,6 +73,9 @@ ROWS: list[tuple[Any, ...]] = [
     ({"hostname": "a_b"}, 'hostname: "a_b" must be a host name of at most 63 characters (letters, digits, -, .)', None),
     ({"hostname": "h" * 64}, "hostname: \"" + "h" * 64 + "\" must be a host name of at most 63 characters", None),
     ({"devices": ["/etc/passwd"]}, 'devices[0]: "/etc/passwd" must be a device path under /dev/', None),
+    ({"devices": ["/dev/nonexistent0"]}, 'devices[0]: "/dev/nonexistent0" cannot be used (No such file or directory)', None),
+    ({"devices": ["/dev/shm"]}, 'devices[0]: "/dev/shm" is not a device node', None),
+    (mounts(type="bind", source="/nonexistent/x"), 'mounts[0].source: "/nonexistent/x" does not exist on the host', None),
     ({"sysctl": {"kernel.randomize_va_space": "0"}},
      'sysctl: "kernel.randomize_va_space" is not namespaced (only net.*, fs.mqueue.* and IPC kernel.* sysctls are)', None),
     ({"sysctl": {"net.core.somaxconn": "1\n2"}}, 'sysctl.net.core.somaxconn: "1\\n2" must be one line of at most 4096 characters', None),
@@ -75,6 +85,14 @@ ROWS: list[tuple[Any, ...]] = [
      'mounts[0].target: "/local" is already mounted by a path the driver mounts', None),
     ({"mounts": [{"type": "tmpfs", "target": "/a"}, {"type": "tmpfs", "target": "/a/"}]},
      'mounts[1].target: "/a/" is already mounted by mounts[0].target', None),
+    # the /etc files the network step generates: caught before the pull, not after it
+    (mounts(type="tmpfs", target="/etc/hosts"), 'mounts[0].target: "/etc/hosts" is already mounted by a path the driver mounts', None),
+    (mounts(type="tmpfs", target="/etc/hostname/"),
+     'mounts[0].target: "/etc/hostname/" is already mounted by a path the driver mounts', None),
+    (mounts(source="/etc/resolv.conf", target="/etc/resolv.conf"),
+     'mounts[0].target: "/etc/resolv.conf" is already mounted by a path the driver mounts', None),
+    ({"host_network": True, "host_dns": False, **mounts(source="/tmp", target="/etc/resolv.conf")},
+     'mounts[0].target: "/etc/resolv.conf" is already mounted by a path the driver mounts', None),
     # what Nomad's task block supplies
     ({}, 'user: "bad user!" must be a name or uid, optionally :group or :gid', None, {"user": "bad user!"}),
     ({}, 'env: "A=B" is not an environment variable name', None, {"env": {"A=B": "1"}}),
@@ -82,6 +100,18 @@ ROWS: list[tuple[Any, ...]] = [
      {"mounts": [driver_pb2.Mount(task_path="rel", host_path="/tmp")]}),
     ({"mounts": [{"type": "tmpfs", "target": "/v"}]}, 'mounts[0].target: "/v" is already mounted by volume_mount[0]',
      None, {"mounts": [driver_pb2.Mount(task_path="/v", host_path="/tmp")]}),
+    ({}, 'volume_mount[0]: "/etc/hosts" is already mounted by a path the driver mounts', None,
+     {"mounts": [driver_pb2.Mount(task_path="/etc/hosts", host_path="/tmp")]}),
+    # Nomad's network block: DNS values and port mappings, checked before the pull
+    ({}, 'dns.servers[0]: "1.2.3" is not an IPv4 or IPv6 address', None,
+     {"dns": driver_pb2.DNSConfig(servers=["1.2.3"])}),
+    ({}, 'dns.searches[1]: "bad domain" is not a domain name', None,
+     {"dns": driver_pb2.DNSConfig(servers=["10.0.0.2"], searches=["ok.example", "bad domain"])}),
+    ({}, "resources.ports[1] (b): ports: host port 20080/tcp mapped twice", None,
+     lambda t: t.resources.ports.extend([driver_pb2.PortMapping(label="a", value=20080),
+                                         driver_pb2.PortMapping(label="b", value=20080, to=90)])),
+    ({}, "resources.ports[0] (a): PortMapping.host_ip: not an IP address: 'nope'", None,
+     lambda t: t.resources.ports.extend([driver_pb2.PortMapping(label="a", value=20080, host_ip="nope")])),
 ]
 
 
@@ -105,8 +135,12 @@ def test_each_bad_option_is_refused_before_containerd(
         a = alloc()
         if setup:
             setup(a)
+        fields = (task_fields or [{}])[0]
+        task = a.task(task_config(image=IMG, command="true", **values), **({} if callable(fields) else fields))
+        if callable(fields):
+            fields(task)
         with pytest.raises(grpc.RpcError) as exc:
-            plugin.start(a.task(task_config(image=IMG, command="true", **values), **(task_fields or [{}])[0]))
+            plugin.start(task)
         err = exc.value
         got = (err.code(), err.details(), recoverable(err))
         want = (grpc.StatusCode.INVALID_ARGUMENT, "invalid task config: " + message, None)
