@@ -369,3 +369,59 @@ def test_run_ctrl_c_sends_sigterm_then_sigkill(env, images) -> None:  # type: ig
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 128 + 9, err
     assert "sending SIGTERM" in err and "sending SIGKILL" in err
+
+
+def _two_task_job(path: Path, image: str) -> Path:
+    task = (
+        '    task "{name}" {{\n      driver = "containerd-driver"\n'
+        '      config {{\n        image = "{image}"\n        command = "sh"\n'
+        '        args = ["-c", "{script}"]\n      }}\n'
+        "      resources {{\n        cpu = 100\n        memory = 64\n      }}\n    }}\n"
+    )
+    first = task.format(name="first", image=image, script="echo first ran; exit 0")
+    second = task.format(
+        name="second", image=image, script="echo second ran as $NOMAD_TASK_NAME; echo err2 >&2; exit 3"
+    )
+    path.write_text(f'job "pair" {{\n  group "g" {{\n{first}{second}  }}\n}}\n')
+    return path
+
+
+def _containerd_holds(stack, env: dict[str, str]) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Containers, images and snapshots in the env's namespace (as ctr lists them)."""
+    ns = env["CONTAINERD_NAMESPACE"]
+    held = {}
+    for kind in ("containers", "images"):
+        proc = _ctr(stack, ns, kind, "ls", "-q")
+        assert proc.returncode == 0, proc.stderr
+        held[kind] = proc.stdout.split()
+    proc = _ctr(stack, ns, "snapshots", "ls")  # no -q: a header line, then KEY PARENT KIND
+    assert proc.returncode == 0, proc.stderr
+    held["snapshots"] = [line.split()[0] for line in proc.stdout.splitlines()[1:] if line.strip()]
+    return held
+
+
+def test_run_job_task_chooses_one_of_several(fresh_env, stack, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    job = _two_task_job(tmp_path / "pair.nomad", images.plain)
+    proc = cli(fresh_env, "run-job", str(job), "--task", "second")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout == "second ran as second\n"  # streamed; the first task never ran
+    assert "err2\n" in proc.stderr
+    assert "starting task 'second' of job 'pair'" in proc.stderr
+    assert "finished with exit code 3" in proc.stderr
+    assert _containerd_holds(stack, fresh_env)["containers"] == []  # destroyed after the run
+
+
+def test_run_job_needs_a_task_name_it_knows(fresh_env, stack, images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    job = _two_task_job(tmp_path / "pair.nomad", images.plain)
+    proc = cli(fresh_env, "run-job", str(job), "--task", "third")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (
+        f"nomad-ctr: {job}: no task 'third' in job 'pair' (tasks: first, second)\n"
+    )
+    proc = cli(fresh_env, "run-job", str(job))
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (
+        f"nomad-ctr: {job}: job 'pair' has several tasks (first, second); choose one with --task\n"
+    )
+    # refused before the plugin or containerd were asked for anything
+    assert _containerd_holds(stack, fresh_env) == {"containers": [], "images": [], "snapshots": []}
