@@ -66,8 +66,10 @@ def fingerprint(conn: Connection) -> driver_pb2.FingerprintResponse:
     return _Health(attributes=attrs, health=_Health.HEALTHY, health_description="Healthy")
 
 
-def fingerprints(conn: Connection, is_active: Callable[[], bool], every: float = FINGERPRINT_EVERY,
+def fingerprints(conn: Connection, is_active: Callable[[], bool], every: float | None = None,
                  poll: float = 0.5) -> Iterator[driver_pb2.FingerprintResponse]:
+    # FINGERPRINT_EVERY is read per stream, not bound at import, so tests can shorten it
+    every = FINGERPRINT_EVERY if every is None else every
     last: driver_pb2.FingerprintResponse | None = None
     waited = 0.0
     while is_active():
