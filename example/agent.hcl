@@ -41,10 +41,12 @@ plugin "containerd-driver" {
     # address   = "/run/containerd/containerd.sock"   (default)
     # namespace = "nomad"                             (default)
 
-    # default registry credentials, used when a task has no auth block
+    # default registry credentials, used when a task has no auth block; registry
+    # pins them to that one host (without it any registry a job names may get them)
     # auth {
     #   username = "nomadctr"
     #   password = "..."
+    #   registry = "registry.internal:5000"
     # }
   }
 }

@@ -84,6 +84,9 @@ class BasePluginService(base_pb2_grpc.BasePluginServicer):
             abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if config.auth is not None:
             register_secret(config.auth.password)
+            if config.auth.registry is None:
+                log.warning("plugin auth has no registry: its credentials are offered to the registry of any "
+                            "image a task pulls without auth of its own; set auth.registry to pin them to one host")
         nomad = request.nomad_config if request.HasField("nomad_config") else None
         version = request.plugin_api_version or PLUGIN_API_VERSION
         with self._lock:

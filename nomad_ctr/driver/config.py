@@ -107,8 +107,11 @@ _SELF_PATHS = ("/proc/self", "/proc/thread-self", "/dev/fd", "/dev/stdin", "/dev
 
 @dataclass(frozen=True)
 class RegistryAuth:
+    """registry: the one host[:port] the agent's credentials may go to (None: any)."""
+
     username: str
     password: str = field(repr=False)
+    registry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -291,15 +294,19 @@ def _human_seconds(s: float) -> str:
     return f"{int(s * 1000)}ms"
 
 
-def _auth(f: _Fields, name: str) -> RegistryAuth | None:
+def _auth(f: _Fields, name: str, *, with_registry: bool = False) -> RegistryAuth | None:
     value = f.raw(name)
     if value is None:
         return None
     sub = _Fields(f.scope, value, f.path(name))
-    # never echo auth values, not even in errors
+    registry = sub.text("registry") if with_registry else None
+    if registry is not None and not _REGISTRY_HOST.fullmatch(registry):
+        raise sub.fail("registry", "is not a registry host[:port] like registry.example.com:5000", registry)
+    # never echo the credentials, not even in errors
     return RegistryAuth(
         username=sub.required_text("username", secret=True),
         password=sub.required_text("password", secret=True),
+        registry=registry.lower() if registry else None,
     )
 
 
@@ -358,7 +365,7 @@ def parse_driver_config(data: bytes) -> DriverConfig:
         enabled=f.flag("enabled", True),
         stats_interval=_duration(f, "stats_interval", MIN_STATS_INTERVAL, MAX_STATS_INTERVAL, None),
         allow_privileged=f.flag("allow_privileged", True),
-        auth=_auth(f, "auth"),
+        auth=_auth(f, "auth", with_registry=True),
         address=address,
         namespace=namespace,
         insecure_registries=f.each("insecure_registries", registry),

@@ -45,14 +45,14 @@ def _opt(name: str, ty: CtyType, fallback: object) -> Spec:
     return default(attr(name, ty), literal(fallback))
 
 
-def _auth_spec() -> Spec:
-    return block(
-        "auth",
-        obj(
-            username=attr("username", STRING, required=True),
-            password=attr("password", STRING, required=True),
-        ),
-    )
+def _auth_spec(*, registry: bool = False) -> Spec:
+    fields = {
+        "username": attr("username", STRING, required=True),
+        "password": attr("password", STRING, required=True),
+    }
+    if registry:  # the agent's credentials name their registry; a task's go to its image's
+        fields["registry"] = attr("registry", STRING)
+    return block("auth", obj(**fields))
 
 
 def driver_config_spec() -> Spec:
@@ -61,7 +61,7 @@ def driver_config_spec() -> Spec:
         containerd_runtime=attr("containerd_runtime", STRING, required=True),
         stats_interval=attr("stats_interval", STRING),
         allow_privileged=_opt("allow_privileged", BOOL, True),
-        auth=_auth_spec(),
+        auth=_auth_spec(registry=True),
         address=_opt("address", STRING, DEFAULT_ADDRESS),
         namespace=_opt("namespace", STRING, DEFAULT_NAMESPACE),
         insecure_registries=attr("insecure_registries", _LIST_STRING),

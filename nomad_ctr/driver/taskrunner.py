@@ -178,8 +178,9 @@ class TaskRunner:
                     return client.images.get(name)
                 except errors.ImageNotFound:
                     pass
+            # a task's auth is for its own image; the agent's only for its registry, if named
             cred = tc.auth or driver.auth
-            auth = Auth(cred.username, cred.password) if cred else None
+            auth = Auth(cred.username, cred.password, registry=cred.registry) if cred else None
             self._emit(task, f"Pulling image {name}", image=name)
             progress = _ProgressEvents(lambda m: self._emit(task, m, image=name))
             try:

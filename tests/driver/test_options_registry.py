@@ -79,6 +79,37 @@ def test_plugin_auth_used_without_task_auth(authed_plugin: Plugin, alloc, fake: 
     assert DRIVER_AUTH["password"] not in err.details()
 
 
+@pytest.fixture
+def pinned_plugin(stack, namespace: str, tmp_path: Path, fake: FakeRegistry, request) -> Iterator[Plugin]:
+    """A plugin whose default credentials are pinned (auth.registry) to the host the test names."""
+    registry = fake.address if request.param == "fake" else request.param
+    p = start_plugin(tmp_path, namespace, stack.containerd_address, auth={**DRIVER_AUTH, "registry": registry})
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("pinned_plugin", ["registry.example.com:5000"], indirect=True)
+def test_pinned_plugin_auth_is_not_offered_to_another_registry(
+    pinned_plugin: Plugin, alloc, fake: FakeRegistry
+) -> None:
+    # a job names a registry of its own that asks for credentials: it gets none
+    fake.challenge('Basic realm="fake"')
+    err = start_error(pinned_plugin, alloc().task(task_config(image=f"{fake.address}/nomad-ctr/x:v1")))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and recoverable(err) is False
+    assert "pull access denied" in err.details()
+    assert fake.requests and fake.authorizations() == []
+    assert DRIVER_AUTH["password"] not in err.details()
+
+
+@pytest.mark.parametrize("pinned_plugin", ["fake"], indirect=True)
+def test_pinned_plugin_auth_goes_to_its_registry(pinned_plugin: Plugin, alloc, fake: FakeRegistry) -> None:
+    fake.challenge('Basic realm="fake"')
+    start_error(pinned_plugin, alloc().task(task_config(image=f"{fake.address}/nomad-ctr/x:v1")))
+    assert set(fake.authorizations()) == {basic(DRIVER_AUTH)}
+
+
 def test_credentials_not_sent_to_another_host_on_redirect(
     authed_plugin: Plugin, alloc, fake: FakeRegistry
 ) -> None:

@@ -197,6 +197,22 @@ def test_set_config_repeatable_with_and_without_nomad_config(plugin: Plugin) -> 
     )
 
 
+def test_set_config_warns_of_plugin_auth_without_registry(plugin: Plugin) -> None:
+    base = plugin.base()
+    for auth in ({"username": "u", "password": "pinned-pw", "registry": "registry.example.com"},
+                 {"username": "u", "password": "open-pw"}):
+        config = cty.encode({"containerd_runtime": "io.containerd.runc.v2", "auth": auth}, DRIVER_TYPE)
+        base.SetConfig(base_pb2.SetConfigRequest(msgpack_config=config), timeout=10)
+    base.PluginInfo(base_pb2.PluginInfoRequest(), timeout=10)
+    plugin.shutdown()
+    lines = [json.loads(line) for line in plugin.logs()]
+    assert [e["@message"] for e in lines if e["@level"] == "warn" and "auth" in e["@message"]] == [
+        "plugin auth has no registry: its credentials are offered to the registry of any image a task "
+        "pulls without auth of its own; set auth.registry to pin them to one host"
+    ]  # once: for the unpinned block only
+    assert "pw" not in "".join(plugin.logs())
+
+
 def test_set_config_rejects_bad_config(plugin: Plugin) -> None:
     bad = cty.encode({"containerd_runtime": "/tmp/evil"}, DRIVER_TYPE)
     with pytest.raises(grpc.RpcError) as err:

@@ -158,6 +158,21 @@ def test_driver_value_errors() -> None:
     )
 
 
+def test_driver_auth_registry_pins_the_credentials() -> None:
+    cfg = driver(auth={"username": "u", "password": "p", "registry": "Registry.Example.com:5000"})
+    assert cfg.auth is not None and cfg.auth.registry == "registry.example.com:5000"
+    assert driver(auth={"username": "u", "password": "p"}).auth.registry is None  # type: ignore[union-attr]
+    for bad in ("https://registry.example.com", "registry.example.com/v2", "", "a b"):
+        assert driver_error(auth={"username": "u", "password": "p", "registry": bad}) == (
+            f'invalid driver config: auth.registry: "{bad}" is not a registry host[:port] like registry.example.com:5000'
+        )
+
+
+def test_task_auth_has_no_registry_field() -> None:
+    # a task's credentials belong to its own image's registry: nothing to pin
+    assert "registry" not in dict(implied_type(task_config_spec()).attrs)["auth"].attrs  # type: ignore[attr-defined]
+
+
 def test_driver_auth_values_never_echoed() -> None:
     message = driver_error(auth={"username": "admin", "password": "hunter2\x00"})
     assert message == "invalid driver config: auth.password: must not contain a NUL character"
