@@ -6,9 +6,9 @@ job "hello" {
   group "hello" {
     task "hello" {
       driver = "containerd-driver"
-      # the image's shell loop runs as PID 1 without a SIGTERM handler, so the
-      # kernel drops SIGTERM; SIGKILL follows after kill_timeout
-      kill_timeout = "2s"
+      # the image's loop traps SIGTERM (Nomad's default kill_signal) and exits 0;
+      # a task still running after kill_timeout gets SIGKILL
+      kill_timeout = "5s"
 
       config {
         # prints a line every 3 seconds

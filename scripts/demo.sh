@@ -47,8 +47,9 @@ grep -q "address = \"$CONTAINERD_ADDRESS\"" "$agent" || {
 echo "==> nomad-ctr run-job $job (stops after ${seconds}s)"
 code=0
 nomad-ctr run-job "$job" --agent "$agent" --stop-after "$seconds" || code=$?
-# A task we stopped ends with its signal's code (143 SIGTERM, 137 SIGKILL): that is the
-# demo working. Anything else is passed on.
+# hello.nomad traps SIGTERM and exits 0; another job given here may end with its
+# signal's code (143 SIGTERM, 137 SIGKILL), which is the demo working too. Anything
+# else is passed on.
 case $code in
     0 | 137 | 143) echo "==> demo finished (task exit code $code)" ;;
     *) exit "$code" ;;

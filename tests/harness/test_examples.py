@@ -197,8 +197,9 @@ def clean_exit(data: dict[str, Any]) -> bool:
 @pytest.mark.integration
 def test_hello_runs(stack_agent: Path, tmp_path: Path) -> None:
     data = run_example(stack_agent, EXAMPLES / "hello.nomad", "hello", tmp_path, stop_after="4s")
-    assert "hello from nomad-ctr" in data["stdout"]
-    assert data["stopped"] and data["result"]["signal"] == 9  # PID 1 ignores SIGTERM
+    assert data["stdout"].startswith("hello from nomad-ctr\n")
+    assert data["stdout"].endswith("hello: stopping on SIGTERM\n")  # its trap ran
+    assert data["stopped"] and (data["result"]["exit_code"], data["result"]["signal"]) == (0, 0)
 
 
 @pytest.mark.integration

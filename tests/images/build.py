@@ -55,7 +55,12 @@ REQUIRED_APPLETS = (
 BIG_LAYERS = 5
 BIG_LAYER_BYTES = 10 * 1024 * 1024  # 5 x 10 MiB of incompressible data ~ 52 MB
 
-HELLO_SCRIPT = "while true; do echo 'hello from nomad-ctr'; sleep 3; done"
+# PID 1 gets no default SIGTERM action, so the loop traps it to stop at once with exit 0;
+# sleeping in the background keeps the shell free to run the trap mid-sleep
+HELLO_SCRIPT = (
+    "trap 'echo \"hello: stopping on SIGTERM\"; exit 0' TERM; "
+    "while true; do echo 'hello from nomad-ctr'; sleep 3 & wait $!; done"
+)
 
 
 # --- layers ----------------------------------------------------------------
