@@ -431,7 +431,8 @@ def test_bridge_group_network_with_mapped_port(stack_agent: Path, tmp_path: Path
             assert "network_override" not in task
             hello = "hello from a bridge network\n"
             assert _wait_http("127.0.0.1", port["value"]) == hello  # portmap, localhost SNAT
-            # inside the group netns, on the task's own address
+            # the task's own address: from the host across the group's bridge, and from inside
+            assert _wait_http(ip, 8080) == hello
             assert net.call_in_netns(netns, _wait_http, ip, 8080) == hello
             for _ in range(100):  # the log copier may be a moment behind
                 logs = s.call("logs", task_id=task["task_id"])["stdout"]
