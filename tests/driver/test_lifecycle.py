@@ -94,6 +94,7 @@ def test_stop_escalates_to_sigkill(plugin: Plugin, alloc, images) -> None:
     resp = plugin.wait(task.id)
     assert resp.result.exit_code == 137
     assert resp.result.signal == 9
+    assert resp.result.oom_killed is False  # the escalation's SIGKILL is no OOM kill
     assert "ignored" in a.stdout.wait_for("ignored")
 
 

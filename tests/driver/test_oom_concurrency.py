@@ -8,6 +8,7 @@ import pytest
 from driverkit import Plugin, task_config
 
 from nomad_ctr import Client
+from nomad_ctr._pb import driver_pb2
 
 pytestmark = pytest.mark.driver
 
@@ -32,6 +33,18 @@ def test_sigkill_is_not_oom(plugin: Plugin, alloc, images) -> None:
     resp = plugin.wait(task.id)
     assert resp.result.exit_code == 137
     assert resp.result.oom_killed is False
+
+
+def test_pid_1_killed_by_sigkill_is_not_oom(plugin: Plugin, alloc, images) -> None:
+    # the whole container dies of SIGKILL, under a memory limit, and still no OOM is claimed
+    a = alloc()
+    task = a.task(task_config(image=images.plain, command="sh", args=["-c", "echo ready; exec sleep 600"]),
+                  memory_mb=64)
+    plugin.start(task)
+    a.stdout.wait_for("ready")
+    plugin.driver.SignalTask(driver_pb2.SignalTaskRequest(task_id=task.id, signal="SIGKILL"), timeout=10)
+    resp = plugin.wait(task.id)
+    assert (resp.result.exit_code, resp.result.signal, resp.result.oom_killed) == (137, 9, False)
 
 
 def test_many_tasks_at_once(plugin: Plugin, alloc, images, ns_client: Client) -> None:
