@@ -11,6 +11,7 @@ removed at the end.
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 import time
@@ -43,6 +44,23 @@ def ctr(address: str, namespace: str, *args: str) -> str:
 
 def containers(address: str, namespace: str) -> list[str]:
     return ctr(address, namespace, "containers", "ls", "-q").split()
+
+
+def leftovers(address: str, namespace: str) -> dict[str, list[str]]:
+    """What a destroyed task could leave in containerd: containers, tasks, leases and
+    active snapshots (a container's rootfs; the image's own layers are committed ones)."""
+    rows = {what: ctr(address, namespace, *args).splitlines()[1:]
+            for what, args in (("tasks", ("tasks", "ls")), ("leases", ("leases", "ls")),
+                               ("snapshots", ("snapshots", "ls")))}
+    return {
+        "containers": containers(address, namespace),
+        "tasks": rows["tasks"],
+        "leases": rows["leases"],
+        "active snapshots": [r for r in rows["snapshots"] if r.split()[-1:] == ["Active"]],
+    }
+
+
+NOTHING_LEFT = {"containers": [], "tasks": [], "leases": [], "active snapshots": []}
 
 
 def ctr_quiet(address: str, *args: str) -> bool:
@@ -163,7 +181,7 @@ def test_exit_codes_and_logs(
     assert data["stderr"] == "err\n"
     assert Path(data["task"]["stdout_file"]).name == "main.stdout.0"
     assert "destroy_error" not in data
-    assert containers(stack.containerd_address, namespace) == []
+    assert leftovers(stack.containerd_address, namespace) == NOTHING_LEFT
 
 
 def test_stop_honours_kill_signal(agent: Path, tmp_path: Path, images: Any) -> None:
@@ -240,18 +258,26 @@ def test_signal_exec_and_stats(
         assert st["stdout"] == "abc\n"
         assert st["result"]["exit_code"] == 0
 
-        samples = s.call("stats", task_id=tid, interval="1s", count=2)["samples"]
-        assert len(samples) == 2
+        # a busy exec in the task's cgroup while the stats stream samples it
+        busy = s.submit("exec", task_id=tid, command=[
+            "sh", "-c", "end=$(($(date +%s) + 4)); while [ $(date +%s) -lt $end ]; do :; done"])
+        samples = s.call("stats", task_id=tid, interval="1s", count=3)["samples"]
+        assert busy.result(60)["ok"]
+        assert len(samples) == 3
         mem = samples[-1]["agg"]["memory"]
-        assert "RSS" in mem["measured_fields"] and mem["rss"] > 0
-        assert samples[0]["timestamp"] <= samples[1]["timestamp"]
+        assert "RSS" in mem["measured_fields"] and mem["rss"] > 0 and mem["usage"] >= mem["rss"]
+        cpu = samples[-1]["agg"]["cpu"]
+        assert {"PERCENT", "TOTAL_TICKS", "USER_MODE", "SYSTEM_MODE"} <= set(cpu["measured_fields"]), cpu
+        # one busy shell: clearly above idle, at most the machine's CPUs
+        assert 20.0 < cpu["percent"] <= 100.0 * (os.cpu_count() or 1) and cpu["total_ticks"] > 0, cpu
+        assert samples[0]["timestamp"] <= samples[1]["timestamp"] <= samples[2]["timestamp"]
 
         pending = s.submit("wait", task_id=tid)
         s.stop(tid, kill_timeout="2s", signal="SIGTERM")
         result = pending.result(60)
         assert result["ok"], result
         s.destroy(tid)
-    assert containers(stack.containerd_address, namespace) == []
+    assert leftovers(stack.containerd_address, namespace) == NOTHING_LEFT
 
 
 def test_plugin_crash_then_recover_reports_true_exit_code(
@@ -277,7 +303,7 @@ def test_plugin_crash_then_recover_reports_true_exit_code(
         assert (result["exit_code"], result["signal"]) == (7, 0)
         logs = s.destroy(tid)
         assert "started" in logs["stdout"] and "done" in logs["stdout"]
-    assert containers(stack.containerd_address, namespace) == []
+    assert leftovers(stack.containerd_address, namespace) == NOTHING_LEFT
 
 
 def test_agent_restart_recovers_from_handle_file(
@@ -304,7 +330,10 @@ def test_agent_restart_recovers_from_handle_file(
         "shutdown",
     ).check()
     assert started.data["left"] == "shutdown"
-    assert containers(stack.containerd_address, namespace) != []
+    live = leftovers(stack.containerd_address, namespace)
+    # the check below sees a live task's objects: its container, task and rootfs snapshot
+    assert len(live["containers"]) == len(live["tasks"]) == len(live["active snapshots"]) == 1, live
+    assert live["containers"][0] in live["active snapshots"][0].split()[0]
 
     recovered = nh.run_harness(
         "recover",
@@ -318,7 +347,7 @@ def test_agent_restart_recovers_from_handle_file(
     assert recovered.data["result"]["exit_code"] == 5
     assert recovered.data["second_wait"]["exit_code"] == 5
     assert "destroy_error" not in recovered.data
-    assert containers(stack.containerd_address, namespace) == []
+    assert leftovers(stack.containerd_address, namespace) == NOTHING_LEFT
 
 
 def test_memory_limit_oom_killed(agent: Path, tmp_path: Path, images: Any) -> None:
