@@ -137,10 +137,19 @@ func imagesPull(c *call) (any, error) {
 		return nil, invalidArg("auth.username", `""`, "a username is required with auth")
 	}
 	ropts, _ := newResolver(ref, r.Auth, r.PlainHTTPHosts)
-	opts := []containerd.RemoteOpt{containerd.WithResolver(docker.NewResolver(*ropts))}
+	resolver := docker.NewResolver(*ropts)
+	opts := []containerd.RemoteOpt{containerd.WithResolver(resolver)}
 	if r.Platform != "" {
-		if _, err := platforms.Parse(r.Platform); err != nil {
+		want, err := platforms.Parse(r.Platform)
+		if err != nil {
 			return nil, invalidArg("platform", r.Platform, err.Error())
+		}
+		ok, found, err := imagePlatforms(c.ctx, resolver, ref, want)
+		if err != nil {
+			return nil, pullError(ref, err, r.Auth)
+		}
+		if !ok {
+			return nil, noVariant(ref, want, found)
 		}
 		opts = append(opts, containerd.WithPlatform(r.Platform))
 	}

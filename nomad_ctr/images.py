@@ -47,6 +47,10 @@ class ImageCollection:
         `progress` is called from the calling thread with a PullProgress each time the
         pull advances, and once more when it is done. An exception it raises cancels the
         pull and propagates. `timeout` None means no deadline.
+
+        `platform` ("linux/arm64"; default the host's) picks that variant of a
+        multi-platform image; an image without it, multi-platform or not, raises NotFound
+        naming the platforms it has, and nothing is stored.
         """
         name = normalize_ref(ref)
         req: dict[str, Any] = {"ref": name, "unpack": True}

@@ -201,3 +201,22 @@ def write_layout(image: Image, directory: Path, tag: str = "latest") -> Path:
     }
     (directory / "index.json").write_bytes(canonical_json(index))
     return directory
+
+
+def write_index_layout(images: list[Image], directory: Path, tag: str = "latest") -> Path:
+    """Write a multi-platform image: an image index over `images` (each one's platform
+    read from its config), tagged `tag`, as an OCI image layout."""
+    for image in images:
+        write_layout(image, directory)
+    manifests = []
+    for image in images:
+        cfg = json.loads(image.config.data)
+        manifests.append({**image.manifest.descriptor(),
+                          "platform": {"os": cfg["os"], "architecture": cfg["architecture"]}})
+    index_blob = Blob(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX,
+                                                   "manifests": manifests}))
+    (directory / "blobs" / "sha256" / index_blob.digest.removeprefix("sha256:")).write_bytes(index_blob.data)
+    top = {"schemaVersion": 2, "mediaType": MEDIA_INDEX,
+           "manifests": [index_blob.descriptor({REF_NAME_ANNOTATION: tag})]}
+    (directory / "index.json").write_bytes(canonical_json(top))
+    return directory
