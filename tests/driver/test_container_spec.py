@@ -169,3 +169,51 @@ def test_pid_mode_host(plugin: Plugin, alloc, images) -> None:
                                                args=["-c", "test -d /proc/1 && cat /proc/1/comm"]))
     with open("/proc/1/comm") as f:
         assert out.strip() == f.read().strip()
+
+
+def test_path_from_the_task_env_wins(plugin: Plugin, alloc, images) -> None:
+    # the reference driver dropped a PATH given in env; here it replaces the image's
+    config = task_config(image=images.plain, command="sh", args=["-c", 'echo "$PATH"'])
+    code, out, _ = run(plugin, alloc, config, env={"PATH": "/opt/tools/bin:/bin"})
+    assert (code, out) == (0, "/opt/tools/bin:/bin\n")
+
+
+def test_device_plugin_devices_at_their_task_path_and_permissions(plugin: Plugin, alloc, images) -> None:
+    # TaskConfig.devices, as Nomad's device plugins hand them over: host path, task path,
+    # cgroup rights ("r": opening it for writing is refused by the devices cgroup)
+    script = ("[ -b /dev/accel0 ] && echo block-ok; "
+              "dd if=/dev/accel0 of=/dev/null bs=512 count=1 2>/dev/null && echo read-ok; "
+              "dd if=/dev/zero of=/dev/accel0 bs=512 count=1 2>&1 | grep -o 'Operation not permitted'")
+    config = task_config(image=images.plain, command="sh", args=["-c", script])
+    code, out, _ = run(plugin, alloc, config, devices=[
+        driver_pb2.Device(host_path="/dev/loop0", task_path="/dev/accel0", cgroup_permissions="r")])
+    assert (code, out.splitlines()) == (0, ["block-ok", "read-ok", "Operation not permitted"])
+
+
+def test_volume_mount_propagation_host_to_task(plugin: Plugin, alloc, images, tmp_path) -> None:
+    import subprocess
+
+    vol = tmp_path / "shared-vol"
+    (vol / "sub").mkdir(parents=True)
+    # make the source a shared mount, so mounts under it have somewhere to propagate from
+    subprocess.run(["mount", "--bind", str(vol), str(vol)], check=True)
+    subprocess.run(["mount", "--make-shared", str(vol)], check=True)
+    mounted: list[str] = [str(vol)]
+    try:
+        a = alloc()
+        script = ("echo ready; for i in $(seq 300); do [ -f /vol/sub/marker ] && { cat /vol/sub/marker; exit 0; }; "
+                  "sleep 0.1; done; echo not-seen; exit 1")
+        config = task_config(image=images.plain, command="sh", args=["-c", script])
+        task = a.task(config, mounts=[driver_pb2.Mount(task_path="/vol", host_path=str(vol),
+                                                       propagation_mode="host-to-task")])
+        plugin.start(task)
+        a.stdout.wait_for("ready")
+        # a mount made on the host after the task started reaches it (rslave)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(vol / "sub")], check=True)
+        mounted.insert(0, str(vol / "sub"))
+        (vol / "sub" / "marker").write_text("from-a-later-host-mount\n")
+        assert plugin.wait(task.id).result.exit_code == 0
+        assert "from-a-later-host-mount" in a.stdout.wait_for("from-a-later-host-mount")
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", "-l", path], check=False)
