@@ -26,12 +26,13 @@ RECONCILE_EVERY = 10.0
 RETRY_MIN, RETRY_MAX = 0.5, 5.0
 
 
-def read_oom_counter(handle: TaskHandle) -> bool:
-    """True if the kernel OOM-killed a process of this task (its cgroup's counter)."""
+def read_oom_counter(handle: TaskHandle) -> bool | None:
+    """Whether the kernel OOM-killed a process of this task (its cgroup's counter);
+    None when the counter cannot be read (the cgroup is gone, containerd is away)."""
     try:
         return bool(handle.container.stats(timeout=3.0).memory.oom_events)
     except errors.ContainerdError:
-        return False
+        return None
 
 
 def check_task(handle: TaskHandle) -> None:
@@ -48,7 +49,7 @@ def check_task(handle: TaskHandle) -> None:
         return
     if status.state is TaskState.STOPPED:
         code = status.exit_code if status.exit_code is not None else 255
-        handle.on_exit(code, status.exited_at, oom_counter=code == 137 and read_oom_counter(handle))
+        handle.on_exit(code, status.exited_at, oom_counter=read_oom_counter(handle) if code == 137 else False)
 
 
 class ExitWatcher:
@@ -120,7 +121,7 @@ class ExitWatcher:
             for h in handles:
                 if h.exited.is_set():
                     continue
-                oom = code == 137 and read_oom_counter(h)
+                oom = read_oom_counter(h) if code == 137 else False
                 h.on_exit(code, event.exited_at, oom_counter=oom)
 
     def reconcile(self) -> None:

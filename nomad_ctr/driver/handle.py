@@ -23,8 +23,10 @@ __all__ = ["OOM_GRACE", "ExitInfo", "TaskHandle"]
 
 log = logging.getLogger("nomad_ctr.driver.handle")
 
-# An exit code of 137 (SIGKILL) without an OOM event yet: the OOM event may be just
-# behind the exit event in the stream, so the result waits this long for it.
+# An exit code of 137 (SIGKILL) whose cgroup OOM counter could not be read: an OOM event
+# may be just behind the exit event in the stream, so the result waits this long for it.
+# A counter that was read decides at once: the kernel counts an OOM kill before the
+# killed process exits.
 OOM_GRACE = 1.0
 
 
@@ -89,12 +91,13 @@ class TaskHandle:
         if pending is not None:
             self._finish(*pending)
 
-    def on_exit(self, exit_code: int, exited_at: datetime | None, *, oom_counter: bool = False) -> None:
-        """Record the task's exit (idempotent: the first record wins)."""
+    def on_exit(self, exit_code: int, exited_at: datetime | None, *, oom_counter: bool | None = None) -> None:
+        """Record the task's exit (idempotent: the first record wins). oom_counter: the
+        task cgroup's OOM-kill counter was non-zero (True), zero (False) or unreadable (None)."""
         with self._lock:
             if self._result is not None or self._pending is not None:
                 return
-            if exit_code == 137 and not (self._oom_seen or oom_counter):
+            if exit_code == 137 and oom_counter is None and not self._oom_seen:
                 self._pending = (exit_code, exited_at)
                 timer = threading.Timer(OOM_GRACE, self._finish, (exit_code, exited_at))
                 timer.daemon = True

@@ -286,7 +286,7 @@ class TaskRunner:
             return  # a concurrent RecoverTask won
         if status.state is TaskState.STOPPED:
             code = status.exit_code if status.exit_code is not None else 255
-            handle.on_exit(code, status.exited_at, oom_counter=code == 137 and read_oom_counter(handle))
+            handle.on_exit(code, status.exited_at, oom_counter=read_oom_counter(handle) if code == 137 else False)
         else:
             check_task(handle)
         log.info("task recovered", extra={"task_id": task_id, "container_id": state.container_id,

@@ -141,9 +141,18 @@ def test_exit_results() -> None:
     assert h.result == ExitInfo(exit_code=3)
 
 
-def test_137_waits_for_a_late_oom_event() -> None:
+def test_137_with_a_read_oom_counter_decides_at_once() -> None:
+    plain = TaskHandle(DriverState("t", "c", "n"), container=None)  # type: ignore[arg-type]
+    plain.on_exit(137, None, oom_counter=False)
+    assert plain.exited.is_set() and plain.result == ExitInfo(exit_code=137, signal=9, oom_killed=False)
+    oom = TaskHandle(DriverState("t2", "c", "n"), container=None)  # type: ignore[arg-type]
+    oom.on_exit(137, None, oom_counter=True)
+    assert oom.exited.is_set() and oom.result == ExitInfo(exit_code=137, signal=9, oom_killed=True)
+
+
+def test_137_with_an_unreadable_counter_waits_for_a_late_oom_event() -> None:
     h = TaskHandle(DriverState("t", "c", "n"), container=None)  # type: ignore[arg-type]
-    h.on_exit(137, None)
+    h.on_exit(137, None)  # counter unknown
     assert not h.exited.is_set()
     h.on_oom()
     assert h.exited.is_set() and h.result == ExitInfo(exit_code=137, signal=9, oom_killed=True)
