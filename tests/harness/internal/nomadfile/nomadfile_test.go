@@ -16,7 +16,7 @@ func TestExampleHelloJob(t *testing.T) {
 	if task.Driver != "containerd-driver" || task.CPU != 100 || task.MemoryMB != 64 || task.Group != "hello" {
 		t.Fatalf("task = %+v", task)
 	}
-	if task.KillTimeout != 2*time.Second || task.KillSignal != "" {
+	if task.KillTimeout != 5*time.Second || task.KillSignal != "" {
 		t.Fatalf("kill settings: %v %q", task.KillTimeout, task.KillSignal)
 	}
 	if task.Config == nil || task.Config.Attributes["image"] == nil {
