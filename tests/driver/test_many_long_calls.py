@@ -6,7 +6,6 @@ still start, exec and exit, and every WaitTask then returns its own task's exit 
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from driverkit import Plugin, task_config
 
