@@ -210,7 +210,8 @@ def test_set_config_warns_of_plugin_auth_without_registry(plugin: Plugin) -> Non
         "plugin auth has no registry: its credentials are offered to the registry of any image a task "
         "pulls without auth of its own; set auth.registry to pin them to one host"
     ]  # once: for the unpinned block only
-    assert "pw" not in "".join(plugin.logs())
+    text = "".join(plugin.logs())
+    assert "pinned-pw" not in text and "open-pw" not in text
 
 
 def test_set_config_rejects_bad_config(plugin: Plugin) -> None:
