@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from driverkit import Alloc, LogPipe, Plugin, start_plugin
 
@@ -54,12 +53,7 @@ def plugin(stack, namespace: str, ns_client: Client, tmp_path: Path) -> Iterator
     try:
         yield p
     finally:
-        for handle in [] if p.closed else p.service.store.all():
-            try:
-                p.destroy(handle.task_id)
-            except grpc.RpcError:
-                pass
-        p.close()
+        p.destroy_all_and_close()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ Task configs are encoded like Nomad does (cty msgpack with the schema's type).
 from __future__ import annotations
 
 import os
+import queue
 import stat
 import threading
 import time
@@ -154,6 +155,50 @@ class Plugin:
             self.closed = True
             self.channel.close()
             self.server.stop(0.2)
+
+    def destroy_all_and_close(self) -> None:
+        """Teardown as Nomad would: DestroyTask for every tracked task (which also
+        removes its network), then close. Best effort: a failed destroy is skipped."""
+        for handle in [] if self.closed else self.service.store.all():
+            try:
+                self.destroy(handle.task_id)
+            except grpc.RpcError:
+                pass
+        self.close()
+
+
+class StreamReader:
+    """A server stream (Fingerprint, TaskStats, ...) read by a thread of its own, so a
+    test can wait for each message with a deadline. `ended` is None while it runs."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.items: queue.Queue[Any] = queue.Queue()
+        self.ended: grpc.RpcError | str | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for msg in self.call:
+                self.items.put(msg)
+            self.ended = "stream ended with OK"
+        except grpc.RpcError as exc:
+            self.ended = exc
+
+    def next(self, within: float) -> Any:
+        try:
+            return self.items.get(timeout=within)
+        except queue.Empty:
+            raise AssertionError(f"no message within {within}s (stream ended: {self.ended!r})") from None
+
+    def drain(self) -> None:
+        while not self.items.empty():
+            self.items.get_nowait()
+
+    def close(self) -> None:
+        self.call.cancel()
+        self.thread.join(10)
 
 
 def start_plugin(tmp: Path, namespace: str, address: str, **config: Any) -> Plugin:

@@ -44,12 +44,7 @@ def make_plugin(stack, namespace: str, tmp_path: Path) -> Iterator:
 
     yield make
     for p in made:
-        for handle in p.service.store.all():
-            try:
-                p.destroy(handle.task_id)
-            except grpc.RpcError:
-                pass
-        p.close()
+        p.destroy_all_and_close()
 
 
 def test_plugins_come_from_cni_bin_dir(make_plugin, alloc, images, ns_client, tmp_path: Path) -> None:

@@ -68,12 +68,7 @@ def opsplugin(stack, namespace: str, ns_client, tmp_path: Path, conf_dir: Path) 
     try:
         yield p
     finally:
-        for handle in [] if p.closed else p.service.store.all():
-            try:
-                p.destroy(handle.task_id)
-            except grpc.RpcError:
-                pass
-        p.close()
+        p.destroy_all_and_close()
         net.remove_bridge(net.BridgeConfig(bridge=OPS_BRIDGE))
 
 

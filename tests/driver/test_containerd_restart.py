@@ -103,12 +103,7 @@ def own_plugin(daemon: Daemon, tmp_path: Path) -> Iterator[Plugin]:
     try:
         yield p
     finally:
-        for handle in [] if p.closed else p.service.store.all():
-            try:  # DestroyTask, as Nomad would: it also tears down the task's network
-                p.destroy(handle.task_id)
-            except grpc.RpcError:
-                pass
-        p.close()
+        p.destroy_all_and_close()
 
 
 def _background_wait(plugin: Plugin, task_id: str) -> tuple[threading.Thread, dict]:

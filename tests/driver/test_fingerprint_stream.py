@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import queue
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import grpc
 import pytest
-from driverkit import RUNTIME, Plugin
+from driverkit import RUNTIME, Plugin, StreamReader
 from test_containerd_restart import Daemon, daemon, own_plugin  # noqa: F401 - fixtures reused
 
 from nomad_ctr._pb import driver_pb2
@@ -30,29 +29,11 @@ _FP = driver_pb2.FingerprintResponse
 _ATTR = "driver.containerd-driver"
 
 
-class Stream:
-    """A Fingerprint stream read by a thread; next() waits with a deadline."""
+class Stream(StreamReader):
+    """The Fingerprint stream, read by a thread."""
 
     def __init__(self, plugin: Plugin) -> None:
-        self.call = plugin.driver.Fingerprint(driver_pb2.FingerprintRequest(), timeout=300)
-        self.items: queue.Queue[_FP] = queue.Queue()
-        self.ended: grpc.RpcError | str | None = None
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        try:
-            for msg in self.call:
-                self.items.put(msg)
-            self.ended = "stream ended with OK"
-        except grpc.RpcError as exc:
-            self.ended = exc
-
-    def next(self, within: float) -> _FP:
-        try:
-            return self.items.get(timeout=within)
-        except queue.Empty:
-            raise AssertionError(f"no fingerprint within {within}s (stream ended: {self.ended!r})") from None
+        super().__init__(plugin.driver.Fingerprint(driver_pb2.FingerprintRequest(), timeout=300))
 
     def until(self, health: int, within: float) -> _FP:
         end = time.monotonic() + within
@@ -67,10 +48,6 @@ class Stream:
             seen.append(f"{_FP.HealthState.Name(msg.health)}: {msg.health_description}")
         raise AssertionError(f"no {_FP.HealthState.Name(health)} fingerprint within {within}s; saw {seen}"
                              f" (stream ended: {self.ended!r})")
-
-    def close(self) -> None:
-        self.call.cancel()
-        self.thread.join(10)
 
 
 def server_version(address: str) -> tuple[str, str]:

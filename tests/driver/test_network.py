@@ -40,12 +40,7 @@ def netplugin(stack, namespace: str, ns_client, tmp_path: Path) -> Iterator[Plug
     try:
         yield p
     finally:
-        for handle in [] if p.closed else p.service.store.all():
-            try:
-                p.destroy(handle.task_id)
-            except grpc.RpcError:
-                pass
-        p.close()
+        p.destroy_all_and_close()
 
 
 @pytest.fixture(scope="module", autouse=True)

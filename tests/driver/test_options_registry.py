@@ -38,12 +38,7 @@ def authed_plugin(stack, namespace: str, ns_client, tmp_path: Path) -> Iterator[
     try:
         yield p
     finally:
-        for handle in p.service.store.all():
-            try:
-                p.destroy(handle.task_id)
-            except grpc.RpcError:
-                pass
-        p.close()
+        p.destroy_all_and_close()
 
 
 def test_plugin_credentials_not_sent_to_a_registry_that_does_not_ask(

@@ -6,12 +6,11 @@ samples resume once containerd is back. Runs the outage on a containerd of its o
 from __future__ import annotations
 
 import queue
-import threading
 from pathlib import Path
 
 import grpc
 import pytest
-from driverkit import Alloc, Plugin, start_plugin, task_config
+from driverkit import Alloc, Plugin, StreamReader, start_plugin, task_config
 from test_containerd_restart import Daemon, daemon, own_plugin  # noqa: F401 - fixtures reused
 
 from nomad_ctr._pb import driver_pb2
@@ -20,40 +19,11 @@ from nomad_ctr.driver import connection
 pytestmark = pytest.mark.driver
 
 
-class StatsStream:
-    """A TaskStats stream read by a thread; next() waits with a deadline."""
-
-    def __init__(self, plugin: Plugin, task_id: str, collection_ms: int) -> None:
-        self.call = plugin.driver.TaskStats(
-            driver_pb2.TaskStatsRequest(task_id=task_id, collection_interval={"nanos": collection_ms * 1_000_000}),
-            timeout=300,
-        )
-        self.items: queue.Queue[driver_pb2.TaskStatsResponse] = queue.Queue()
-        self.ended: grpc.RpcError | str | None = None
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        try:
-            for msg in self.call:
-                self.items.put(msg)
-            self.ended = "stream ended with OK"
-        except grpc.RpcError as exc:
-            self.ended = exc
-
-    def next(self, within: float) -> driver_pb2.TaskStatsResponse:
-        try:
-            return self.items.get(timeout=within)
-        except queue.Empty:
-            raise AssertionError(f"no stats sample within {within}s (stream ended: {self.ended!r})") from None
-
-    def drain(self) -> None:
-        while not self.items.empty():
-            self.items.get_nowait()
-
-    def close(self) -> None:
-        self.call.cancel()
-        self.thread.join(10)
+def stats_stream(plugin: Plugin, task_id: str, collection_ms: int) -> StreamReader:
+    return StreamReader(plugin.driver.TaskStats(
+        driver_pb2.TaskStatsRequest(task_id=task_id, collection_interval={"nanos": collection_ms * 1_000_000}),
+        timeout=300,
+    ))
 
 
 def seconds(sample: driver_pb2.TaskStatsResponse) -> float:
@@ -73,7 +43,7 @@ def test_agent_stats_interval_overrides_collection_interval(stack, namespace: st
     plugin = start_plugin(tmp_path, namespace, stack.containerd_address, stats_interval="2s")
     try:
         task = running(plugin, alloc(), images.plain)
-        stream = StatsStream(plugin, task.id, collection_ms=100)  # Nomad asks for 100 ms
+        stream = stats_stream(plugin, task.id, collection_ms=100)  # Nomad asks for 100 ms
         try:
             stamps = [seconds(stream.next(within=30)) for _ in range(3)]
         finally:
@@ -96,7 +66,7 @@ def short_calls(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_failed_samples_do_not_end_the_stream(short_calls: None, daemon: Daemon,  # noqa: F811
                                               own_plugin: Plugin, alloc, images) -> None:  # noqa: F811
     task = running(own_plugin, alloc(), images.plain)
-    stream = StatsStream(own_plugin, task.id, collection_ms=200)
+    stream = stats_stream(own_plugin, task.id, collection_ms=200)
     try:
         before = stream.next(within=30)
         assert before.stats.agg_resource_usage.memory.rss > 0
