@@ -196,9 +196,30 @@ class StreamReader:
         while not self.items.empty():
             self.items.get_nowait()
 
+    def received(self) -> list[Any]:
+        """Every message read so far and not yet taken, in order."""
+        out = []
+        while not self.items.empty():
+            out.append(self.items.get_nowait())
+        return out
+
     def close(self) -> None:
         self.call.cancel()
         self.thread.join(10)
+
+
+def task_events(plugin: Plugin, within: float = 10.0) -> StreamReader:
+    """A TaskEvents stream that is listening on the server: an event sent before the
+    in-process service registered the stream would be dropped, so wait (bounded) for it."""
+    reader = StreamReader(plugin.driver.TaskEvents(driver_pb2.TaskEventsRequest(), timeout=300))
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        with plugin.service.events._lock:
+            if plugin.service.events._queues:
+                return reader
+        time.sleep(0.02)
+    reader.close()
+    raise AssertionError(f"the TaskEvents stream did not start listening within {within}s")
 
 
 def start_plugin(tmp: Path, namespace: str, address: str, **config: Any) -> Plugin:

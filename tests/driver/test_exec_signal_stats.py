@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 
 import grpc
 import pytest
-from driverkit import Plugin, status_code, task_config
+from driverkit import Plugin, status_code, task_config, task_events
 
 from nomad_ctr._pb import driver_pb2
 
@@ -174,26 +173,14 @@ def test_fingerprint_and_task_events(plugin: Plugin, alloc, images, ns_client) -
     assert attrs["driver.containerd-driver.namespace"].string_val == plugin.namespace
     assert attrs["driver.containerd-driver.cgroup_version"].string_val in ("v1", "v2")
 
-    events: queue.Queue = queue.Queue()
-    ev_stream = plugin.driver.TaskEvents(driver_pb2.TaskEventsRequest(), timeout=120)
-    def collect() -> None:
-        try:
-            for e in ev_stream:
-                events.put(e)
-        except grpc.RpcError:
-            pass  # cancelled below
-
-    threading.Thread(target=collect, daemon=True).start()
-    time.sleep(0.5)
+    events = task_events(plugin)
     # :latest tags are always pulled, so this start pulls and reports it
     a = alloc()
     task = a.task(task_config(image=images.hello, command="true"))
     plugin.start(task)
     plugin.wait(task.id)
-    ev_stream.cancel()
-    got = []
-    while not events.empty():
-        got.append(events.get())
+    events.close()
+    got = events.received()
     messages = [e.message for e in got]
     assert any(m.startswith("Pulling image") for m in messages), messages
     assert any(m.startswith("Pulled image") for m in messages), messages

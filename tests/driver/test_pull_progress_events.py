@@ -9,18 +9,13 @@ download nothing. Here all ~50 MB of the multi-layer image come over the wire.
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
-import time
 
-import grpc
 import pytest
-from driverkit import Plugin, task_config
+from driverkit import Plugin, task_config, task_events
 from test_containerd_restart import Daemon, daemon, own_plugin  # noqa: F401 - fixtures reused
 
 from nomad_ctr import Client
-from nomad_ctr._pb import driver_pb2
 
 pytestmark = pytest.mark.driver
 
@@ -31,32 +26,15 @@ def test_start_task_reports_pull_progress(daemon: Daemon, own_plugin: Plugin, al
     with Client(address=daemon.address, namespace="drv", timeout=10) as c:
         assert c.images.list() == []  # nothing cached: the pull below downloads
 
-    events: queue.Queue[driver_pb2.DriverTaskEvent] = queue.Queue()
-    stream = own_plugin.driver.TaskEvents(driver_pb2.TaskEventsRequest(), timeout=300)
-
-    def collect() -> None:
-        try:
-            for e in stream:
-                events.put(e)
-        except grpc.RpcError:
-            pass  # cancelled below
-
-    threading.Thread(target=collect, daemon=True).start()
-    # An event sent before the server has registered the stream's listener is dropped;
-    # wait (bounded) until the in-process service has it, instead of sleeping.
-    _wait_for_listener(own_plugin)
+    events = task_events(own_plugin)
 
     a = alloc()
     task = a.task(task_config(image=images.big, command="true"))
     own_plugin.start(task)
     assert own_plugin.wait(task.id, timeout=60).result.exit_code == 0
-    stream.cancel()
+    events.close()
 
-    mine = []
-    while not events.empty():
-        e = events.get()
-        if e.task_id == task.id:
-            mine.append(e)
+    mine = [e for e in events.received() if e.task_id == task.id]
     messages = [e.message for e in mine]
     ref = images.big
     assert f"Pulling image {ref}" in messages, messages
@@ -75,12 +53,3 @@ def test_start_task_reports_pull_progress(daemon: Daemon, own_plugin: Plugin, al
         assert (e.alloc_id, e.task_name) == (task.alloc_id, task.name)
         assert e.annotations["image"] == ref
 
-
-def _wait_for_listener(plugin: Plugin, within: float = 10.0) -> None:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        with plugin.service.events._lock:
-            if plugin.service.events._queues:
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"the TaskEvents stream did not start listening within {within}s")
